@@ -87,24 +87,17 @@ def upsert_row(path: str | os.PathLike, row: dict) -> None:
         if name not in columns:
             columns.append(name)
     key = row_key(cells)
-    replaced = False
-    for index, old in enumerate(rows):
+    kept, placed = [], False
+    for old in rows:
         if row_key(old) == key:
-            rows[index] = cells
-            replaced = True
-    if replaced:
-        # keep only the first matching position, drop older duplicates
-        seen = False
-        kept = []
-        for old in rows:
-            if row_key(old) == key:
-                if seen:
-                    continue
-                seen = True
-            kept.append(old)
-        rows = kept
-    else:
-        rows.append(cells)
+            if not placed:  # the new row takes the place of the first old one; duplicates go
+                kept.append(cells)
+                placed = True
+            continue
+        kept.append(old)
+    if not placed:
+        kept.append(cells)
+    rows = kept
 
     def write(handle):
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
