@@ -345,10 +345,17 @@ class Run:
         todo = [(r, it) for r, it in zip(records, items) if not it.image_path.exists()]
         if todo:
             todo_records = [r for r, _ in todo]
-            if hasattr(generator, "generate_records"):
-                images = generator.generate_records(todo_records, self.config.size, self.config.seed)
-            else:
-                images = generator.generate([r.prompt for r in todo_records], self.config.size, self.config.seed)
+            try:
+                if hasattr(generator, "generate_records"):
+                    images = generator.generate_records(todo_records, self.config.size, self.config.seed)
+                else:
+                    images = generator.generate([r.prompt for r in todo_records], self.config.size, self.config.seed)
+            except (UserError, KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as exc:  # a plugin's bug: name the generator, keep the one-line contract
+                if type(exc).__name__ == "OutOfMemoryError":
+                    raise
+                raise UserError(f"generator {generator.name} failed: {type(exc).__name__}: {exc}") from None
             images = _check_generated(images, len(todo), self.config.size, generator.name)
             for (_, item), image in zip(todo, images):
                 save_jpeg(image, item.image_path)

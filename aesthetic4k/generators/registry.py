@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from importlib.metadata import entry_points
 
 from aesthetic4k.errors import UserError
@@ -46,6 +47,13 @@ def _load(target: str, what: str):
     return obj
 
 
+def _importable(module_name: str) -> bool:
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def plugin_entry_points() -> dict:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
@@ -83,7 +91,7 @@ def create(spec: str, options: GeneratorOptions | None = None):
         except Exception as exc:  # a broken plugin must not crash the CLI with a traceback
             raise UserError(f"generator {name}: plugin failed to load ({type(exc).__name__}: {exc})") from None
         generator = _instantiate(obj, argument, options, spec)
-    elif argument and "." in name or (argument and importlib.util.find_spec(name.split(".")[0]) is not None):
+    elif argument and _importable(name):
         generator = _instantiate(_load(spec, spec), None, options, spec)
     else:
         raise UserError(f"unknown generator {spec!r}; available: {', '.join(available())}, "

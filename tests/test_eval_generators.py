@@ -1,0 +1,104 @@
+"""`a4k-eval` with generated images: saving, resuming, plugins, baselines on the sample set."""
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aesthetic4k.cli.eval import main
+from tests.plugin_generators import Solid
+
+SIZE = 256
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("A4K_CACHE", str(tmp_path / "cache"))
+    Solid.made = []
+    Solid.fail_after = None
+
+
+def run(*args):
+    return main(["--no-progress", "--workers", "1", "--size", str(SIZE), *map(str, args)])
+
+
+def read(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_generated_images_are_saved_as_q95_jpeg_and_resumed(tmp_path):
+    images, out = tmp_path / "gen", tmp_path / "r.csv"
+    Solid.fail_after = 5  # interrupted while making the 6th image
+    args = ["--generator", "tests.plugin_generators:Solid", "--dataset", "sample", "--images-out", images,
+            "--metrics", "glcm_score,compression_ratio", "--out", out]
+    assert run(*args) == 130
+    assert not out.exists()
+    assert sorted(p.name for p in images.iterdir()) == sorted(p.name for p in images.glob("*.jpg"))
+    assert len(list(images.glob("*.jpg"))) == 5
+    Solid.fail_after = None
+    Solid.made = []
+    assert run(*args) == 0
+    assert len(Solid.made) == 3  # only the missing images were generated
+    (row,) = read(out)
+    assert row["generator"] == "solid" and row["n_images"] == "8" and row["dataset"] == "sample"
+    assert "smoke test" in row["status"]
+    from PIL import Image
+
+    with Image.open(next(images.glob("*.jpg"))) as im:
+        assert im.format == "JPEG" and im.size == (SIZE, SIZE)
+
+
+def test_entry_point_style_object_and_default_image_folder(tmp_path):
+    out = tmp_path / "r.csv"
+    assert run("--generator", "tests.plugin_generators:ready_made", "--dataset", "sample", "--limit", "2",
+               "--metrics", "glcm_score", "--out", out) == 0
+    assert len(list((tmp_path / "cache" / "generated").rglob("*.jpg"))) == 2
+
+
+@pytest.mark.parametrize("name, message", [
+    ("TooFew", "returned 0 images for 1 prompts"),
+    ("WrongSize", f"returned a {SIZE // 2}x{SIZE} image, expected {SIZE}x{SIZE}"),
+    ("Broken", "model exploded"),
+])
+def test_misbehaving_plugins(tmp_path, capsys, name, message):
+    out = tmp_path / "r.csv"
+    status = run("--generator", f"tests.plugin_generators:{name}", "--dataset", "sample", "--limit", "1",
+                 "--metrics", "glcm_score", "--out", out)
+    assert status == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("a4k-eval")]
+    assert len(err) == 1 and message in err[0]
+    assert not out.exists()
+
+
+def test_reference_beats_upscale_on_detail_metrics(tmp_path):
+    out = tmp_path / "r.csv"
+    for generator in ("reference", "upscale"):
+        assert run("--generator", generator, "--base-size", "64", "--dataset", "sample",
+                   "--metrics", "glcm_score,compression_ratio", "--out", out) == 0
+    reference, upscale = read(out)
+    assert float(reference["glcm_score"]) > float(upscale["glcm_score"])
+    assert float(reference["compression_ratio"]) < float(upscale["compression_ratio"])
+
+
+def test_two_processes_equal_one(tmp_path):
+    """torchrun-style sharding over 2 gloo ranks gives the same row as one process."""
+    images = tmp_path / "gen"
+    common = ["-m", "aesthetic4k.cli.eval", "--no-progress", "--workers", "1", "--size", str(SIZE),
+              "--generator", "tests.plugin_generators:Solid", "--dataset", "sample", "--images-out", str(images),
+              "--metrics", "glcm_score,compression_ratio"]
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29531", "WORLD_SIZE": "2",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    procs = [subprocess.Popen([sys.executable, *common, "--out", str(tmp_path / "two.csv")],
+                              env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    assert run(*common[2:], "--out", tmp_path / "one.csv") == 0
+    (two,), (one,) = read(tmp_path / "two.csv"), read(tmp_path / "one.csv")
+    assert two["n_images"] == one["n_images"] == "8"
+    assert float(two["glcm_score"]) == pytest.approx(float(one["glcm_score"]), abs=1e-12)
+    assert float(two["compression_ratio"]) == pytest.approx(float(one["compression_ratio"]), abs=1e-12)
