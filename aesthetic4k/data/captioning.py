@@ -1,0 +1,169 @@
+"""Captioners for `a4k-data build`: ``sidecar``, ``openai``, ``none`` and third-party plugins.
+
+A captioner is any object with ``name`` and ``caption(path) -> str`` (``path``: the source
+image). It raises :class:`CaptionRejected` when this one image cannot get a caption (the build
+skips the image and records why) and :class:`aesthetic4k.errors.UserError` when no image can
+(bad key, service down after retries: the build stops; finished captions are kept). Set
+``allows_empty = True`` on a captioner whose empty captions are intended.
+
+Third-party captioners register under the entry-point group ``aesthetic4k.captioners``; the
+object is called as ``factory(argument, options)`` (``argument``: text after ``name:``), or with
+no arguments if it does not take them. ``package.module:attribute`` also works.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import re
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Optional
+
+from aesthetic4k.errors import UserError
+
+ENTRY_POINT_GROUP = "aesthetic4k.captioners"
+
+# The instruction the paper gave GPT-4o (PROTOCOL.md s1), verbatim: captions must match its style.
+CAPTION_INSTRUCTION = ("Directly describe with brevity and as brief as possible the scene or characters without "
+                       "any introductory phrase like 'This image shows', 'In the scene', 'This image depicts' or "
+                       "similar phrases. Just start describing the scene please.")
+
+
+class CaptionRejected(Exception):
+    """This image gets no caption (the build skips it with this reason); other images may still work."""
+
+
+@dataclass
+class CaptionerOptions:
+    model: str = "gpt-4o"
+    base_url: Optional[str] = None       # default: $OPENAI_BASE_URL, else https://api.openai.com/v1
+    api_key: Optional[str] = None        # default: $OPENAI_API_KEY
+    timeout: float = 60.0                # seconds per request
+    retries: int = 5                     # extra attempts after a transient failure
+    backoff: float = 2.0                 # first wait in seconds, doubled each retry
+    max_side: int = 1024                 # the image is sent downscaled to this longer side
+    max_tokens: int = 300
+    instruction: str = CAPTION_INSTRUCTION
+
+
+def clean_caption(text: str) -> str:
+    """One line, single spaces, no wrapping quotes (models sometimes quote their answer)."""
+    text = re.sub(r"\s+", " ", text or "").strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1].strip()
+    return text
+
+
+class NoCaptioner:
+    """Empty captions (prompt-free datasets, or captions to be added later)."""
+
+    name = "none"
+    allows_empty = True
+
+    def caption(self, path: Path) -> str:
+        return ""
+
+
+class SidecarCaptioner:
+    """A text file beside each image: ``photo.txt`` (or ``photo.jpg.txt``) next to ``photo.jpg``."""
+
+    name = "sidecar"
+    allows_empty = False
+
+    def caption(self, path: Path) -> str:
+        path = Path(path)
+        for candidate in (path.with_suffix(".txt"), path.with_name(path.name + ".txt")):
+            if candidate.is_file():
+                try:
+                    return candidate.read_text(encoding="utf-8-sig")
+                except UnicodeDecodeError:
+                    raise CaptionRejected(f"sidecar caption {candidate.name} is not UTF-8 text") from None
+                except OSError as exc:
+                    raise CaptionRejected(f"cannot read sidecar caption {candidate.name} "
+                                          f"({exc.strerror or exc})") from None
+        raise CaptionRejected(f"no sidecar caption ({path.with_suffix('.txt').name})")
+
+
+BUILTINS = {
+    "sidecar": ("aesthetic4k.data.captioning:SidecarCaptioner", "caption from a .txt file beside each image"),
+    "openai": ("aesthetic4k.data.openai_captioner:OpenAICaptioner",
+               "any OpenAI-compatible chat endpoint with image input ($OPENAI_API_KEY, $OPENAI_BASE_URL), "
+               "the paper's instruction"),
+    "none": ("aesthetic4k.data.captioning:NoCaptioner", "empty captions"),
+}
+
+
+def _load(target: str, spec: str):
+    module_name, _, attr = target.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+        for part in attr.split(".") if attr else []:
+            obj = getattr(obj, part)
+    except ImportError as exc:
+        raise UserError(f"captioner {spec}: cannot import {module_name} ({exc})") from None
+    except AttributeError:
+        raise UserError(f"captioner {spec}: {module_name} has no attribute {attr}") from None
+    return obj
+
+
+def plugin_entry_points() -> dict:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available() -> dict[str, str]:
+    names = {name: description for name, (_, description) in BUILTINS.items()}
+    for name, ep in plugin_entry_points().items():
+        names.setdefault(name, f"plugin ({ep.value})")
+    return names
+
+
+def _instantiate(obj, argument, options, spec):
+    if hasattr(obj, "caption") and not isinstance(obj, type):
+        return obj
+    if not callable(obj):
+        raise UserError(f"captioner {spec}: {obj!r} is neither a captioner nor a factory")
+    try:
+        return obj(argument, options)
+    except TypeError:
+        return obj()
+
+
+def create_captioner(spec: str, options: CaptionerOptions | None = None):
+    """The captioner named by ``spec``: a built-in, a plugin name, ``name:argument`` or ``module:attr``."""
+    options = options or CaptionerOptions()
+    name, _, argument = spec.partition(":")
+    argument = argument or None
+    if name in BUILTINS:
+        captioner = _instantiate(_load(BUILTINS[name][0], spec), argument, options, spec)
+    elif name in plugin_entry_points():
+        try:
+            obj = plugin_entry_points()[name].load()
+        except Exception as exc:  # a broken plugin gets a message, not a traceback
+            raise UserError(f"captioner {name}: plugin failed to load ({type(exc).__name__}: {exc})") from None
+        captioner = _instantiate(obj, argument, options, spec)
+    elif argument and importlib.util.find_spec(name.split(".")[0]) is not None:
+        captioner = _instantiate(_load(spec, spec), None, options, spec)
+    else:
+        raise UserError(f"unknown captioner {spec!r}; available: {', '.join(available())}, or module:attribute")
+    if not hasattr(captioner, "caption"):
+        raise UserError(f"captioner {spec}: object has no caption(path) method")
+    if not getattr(captioner, "name", None):
+        try:
+            captioner.name = name
+        except AttributeError:
+            pass
+    return captioner
+
+
+def captioner_key(captioner, options: CaptionerOptions) -> str:
+    """What identifies a caption's origin in the build cache: captions are reused only for the same key."""
+    name = getattr(captioner, "name", type(captioner).__name__)
+    if name == "openai":
+        return f"openai:{options.model}"
+    return str(name)
+
+
+def env_default(value: Optional[str], variable: str, fallback: Optional[str] = None) -> Optional[str]:
+    return value if value else os.environ.get(variable) or fallback

@@ -1,0 +1,127 @@
+"""Datasets backed by a metadata.jsonl, and ``open_dataset`` that finds one from a spec string.
+
+A spec is ``aesthetic-4k`` (the hub dataset), ``sample`` (the built-in smoke-test set) or a
+path: a folder in the published layout (``eval/size_<size>/metadata.jsonl``,
+``train/metadata.jsonl``), a folder holding a ``metadata.jsonl`` directly, or that file.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterator, Optional
+
+from aesthetic4k.data.metadata import METADATA_NAME, Entry, LineError, read_lines
+from aesthetic4k.data.records import Record
+from aesthetic4k.errors import UserError
+
+SPLITS = ("eval", "train")
+HUB_SPEC = "aesthetic-4k"
+SAMPLE_SPEC = "sample"
+
+
+class MetadataDataset:
+    """Records of one metadata.jsonl, read lazily in file order; no image is decoded."""
+
+    def __init__(self, metadata_path: str | os.PathLike, name: str, size: int, split: str = "eval",
+                 is_sample: bool = False, description: str = ""):
+        self.metadata_path = Path(metadata_path)
+        self.root = self.metadata_path.parent
+        self.name = name
+        self.size = int(size)
+        self.split = split
+        self.is_sample = is_sample
+        self.description = description
+        self._length: Optional[int] = None
+
+    def __repr__(self) -> str:
+        return f"MetadataDataset({self.name!r}, size={self.size}, split={self.split!r}, path={str(self.root)!r})"
+
+    def entries(self) -> Iterator[Entry | LineError]:
+        """Raw lines, malformed ones included (validation uses this)."""
+        return read_lines(self.metadata_path)
+
+    def records(self) -> Iterator[Record]:
+        """Stream records; stops with a one-line message on a malformed line or a stem collision."""
+        seen: dict[str, int] = {}
+        for item in self.entries():
+            if isinstance(item, LineError):
+                raise UserError(f"{self.metadata_path}: line {item.line}: {item.reason} "
+                                f"(run `a4k-data validate {self.root}` for all problems)")
+            stem = Path(item.file_name).stem
+            if stem in seen:
+                # generated images are named <stem>.jpg, so two entries with one stem would overwrite each other
+                raise UserError(f"{self.metadata_path}: line {item.line}: file stem {stem!r} already used on "
+                                f"line {seen[stem]}; stems must be unique")
+            seen[stem] = item.line
+            yield Record(stem=stem, prompt=item.text, image_path=self.root / item.file_name, line=item.line)
+
+    def __len__(self) -> int:
+        if self._length is None:
+            self._length = sum(1 for _ in self.entries())
+        return self._length
+
+
+def _local_metadata(folder: Path, size: int, split: str) -> Path:
+    """The metadata.jsonl of ``split`` (and ``size``) inside a local folder, or a UserError."""
+    if folder.is_file():
+        if folder.name.endswith(".jsonl"):
+            return folder
+        raise UserError(f"dataset {folder}: expected a folder or a .jsonl file")
+    direct = folder / METADATA_NAME
+    if direct.is_file():
+        return direct
+    if split == "train":
+        candidate = folder / "train" / METADATA_NAME
+    else:
+        candidate = folder / "eval" / f"size_{size}" / METADATA_NAME
+    if candidate.is_file():
+        return candidate
+    if split == "eval":
+        sizes = sorted(p.parent.name for p in (folder / "eval").glob(f"size_*/{METADATA_NAME}"))
+        if sizes:
+            raise UserError(f"dataset {folder}: no eval set at size {size} (found {', '.join(sizes)}); "
+                            "pick one with --size")
+    raise UserError(f"dataset {folder}: no {candidate.relative_to(folder)} and no {METADATA_NAME}; expected "
+                    "the published layout (eval/size_2048/metadata.jsonl, train/metadata.jsonl) or a folder "
+                    "with a metadata.jsonl")
+
+
+def open_dataset(spec: str, size: int = 2048, split: str = "eval") -> MetadataDataset:
+    """Open a dataset by spec: ``aesthetic-4k``, ``sample`` or a local path (see module docstring)."""
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    try:
+        size = int(size)
+    except (TypeError, ValueError):
+        raise UserError(f"size must be a whole number of pixels, got {size!r}") from None
+    if size <= 0:
+        raise UserError(f"size must be positive, got {size}")
+    spec = str(spec)
+    if spec == SAMPLE_SPEC:
+        from aesthetic4k.data.sample import sample_dataset
+
+        return sample_dataset(size, split=split)
+    if spec == HUB_SPEC:
+        from aesthetic4k.data.hub import hub_folder
+
+        folder = hub_folder(split, size)
+        return MetadataDataset(_local_metadata(folder, size, split), HUB_SPEC, size, split)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise UserError(f"dataset {spec!r}: no such folder; use {HUB_SPEC}, {SAMPLE_SPEC} or a path to a folder "
+                        "in the published layout")
+    metadata = _local_metadata(path, size, split)
+    return MetadataDataset(metadata, _folder_name(path), size, split)
+
+
+def _folder_name(path: Path) -> str:
+    """The name recorded in results.csv: the dataset folder's name, not that of a split inside it."""
+    folder = path.resolve()
+    if folder.is_file():
+        folder = folder.parent
+    if re.fullmatch(r"size_\d+", folder.name) and folder.parent.name == "eval":
+        folder = folder.parent.parent
+    elif folder.name in ("train", "eval") and (folder.parent / "eval").is_dir():
+        folder = folder.parent
+    return folder.name or str(path)

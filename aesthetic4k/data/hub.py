@@ -1,0 +1,70 @@
+"""The published Aesthetic-4K dataset from the Hugging Face hub, one split at a time.
+
+Only the requested split is fetched (``allow_patterns``), into the standard Hugging Face cache
+(``HF_HOME`` / ``HF_HUB_CACHE``); huggingface_hub skips files already there and resumes partial
+ones, so an interrupted download continues where it stopped. Offline, the cached copy is used;
+with no cached copy the user gets one message saying what to download and how to point the
+toolkit at it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from aesthetic4k.data.metadata import METADATA_NAME
+from aesthetic4k.errors import UserError
+
+HUB_REPO = "zhang0jhon/Aesthetic-4K"
+
+
+def split_folder(split: str, size: int) -> str:
+    """Path of a split inside the published layout."""
+    return "train" if split == "train" else f"eval/size_{size}"
+
+
+def _offline() -> bool:
+    try:
+        from huggingface_hub import constants
+
+        if constants.HF_HUB_OFFLINE:
+            return True
+    except ImportError:
+        pass
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def download_instructions(split: str, size: int) -> str:
+    part = split_folder(split, size)
+    return (f"download it on a connected machine with `hf download {HUB_REPO} --repo-type dataset "
+            f"--include '{part}/*' --local-dir Aesthetic-4K` and pass the folder instead "
+            "(--dataset Aesthetic-4K), or point HF_HOME at a Hugging Face cache that holds it")
+
+
+def hub_folder(split: str, size: int, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Local snapshot folder holding ``split`` (downloading only that split when online)."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise UserError(f"the {HUB_REPO} dataset needs the huggingface_hub package (pip install huggingface_hub); "
+                        "or " + download_instructions(split, size)) from None
+    part = split_folder(split, size)
+    options = dict(repo_type="dataset", allow_patterns=[f"{part}/*"], cache_dir=cache_dir)
+    folder = None
+    reason = ""
+    if not _offline():
+        try:
+            folder = Path(snapshot_download(HUB_REPO, **options))
+        except Exception as exc:  # network, auth, gated repo...: fall back to the cache, then explain
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+    if folder is None:
+        try:
+            folder = Path(snapshot_download(HUB_REPO, local_files_only=True, **options))
+        except Exception:
+            where = "the hub could not be reached" + (f" ({reason})" if reason else "") if not _offline() \
+                else "HF_HUB_OFFLINE is set"
+            raise UserError(f"{HUB_REPO} ({part}) is not in the Hugging Face cache and {where}; "
+                            + download_instructions(split, size)) from None
+    if not (folder / part / METADATA_NAME).is_file():
+        raise UserError(f"{HUB_REPO}: the cached snapshot {folder} has no {part}/{METADATA_NAME}; "
+                        + download_instructions(split, size))
+    return folder

@@ -1,0 +1,96 @@
+"""Check a dataset before a long run: every problem with the metadata line it comes from."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from aesthetic4k.data.metadata import Entry, LineError
+from aesthetic4k.errors import ImageError
+
+# Captions average ~30 words; CLIP reads 77 tokens. Far beyond that is a broken caption, not a long one.
+MAX_CAPTION_WORDS = 300
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str              # malformed, duplicate, duplicate-stem, missing, unreadable, empty-caption, long-caption, small
+    line: int
+    message: str
+    path: Optional[str] = None
+    severity: str = "error"  # "error" breaks an evaluation; "warning" is worth a look
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{self.severity}: {where}{self.message}"
+
+
+def _check_caption(text: str, line: int, problems: list) -> None:
+    if not text.strip():
+        problems.append(Problem("empty-caption", line, "empty caption"))
+    else:
+        words = len(text.split())
+        if words > MAX_CAPTION_WORDS:
+            problems.append(Problem("long-caption", line,
+                                    f"caption has {words} words (more than {MAX_CAPTION_WORDS}): probably broken",
+                                    severity="warning"))
+
+
+def _check_image(path: Path, line: int, size: Optional[int], decode: bool, problems: list) -> None:
+    from aesthetic4k.data.images import open_rgb, read_header
+
+    if not path.is_file():
+        problems.append(Problem("missing", line, f"image not found: {path}", str(path)))
+        return
+    try:
+        header = read_header(path)
+        if decode:
+            open_rgb(path).close()
+    except ImageError as exc:
+        problems.append(Problem("unreadable", line, f"unreadable image {path}: {exc.reason}", str(path)))
+        return
+    if size and header.short_side < size:
+        problems.append(Problem("small", line, f"{path.name} is {header.width}x{header.height}, shorter side below "
+                                               f"the evaluation size {size} (it will be upscaled)", str(path),
+                                "warning"))
+
+
+def validate(dataset, images: bool = True, decode: bool = True, progress: bool = False) -> list[Problem]:
+    """All problems of ``dataset``: malformed lines, duplicates, missing/unreadable images, bad captions.
+
+    ``images=False`` checks the metadata only; ``decode=False`` reads image headers without
+    decoding pixels (fast, but misses truncated files).
+    """
+    problems: list[Problem] = []
+    if hasattr(dataset, "entries"):
+        items = list(dataset.entries())
+        root = dataset.root
+    else:  # any other Dataset: only what its records expose
+        items = [Entry(r.line, str(r.image_path) if r.image_path else "", r.prompt) for r in dataset.records()]
+        root = Path(".")
+    size = getattr(dataset, "size", None) if getattr(dataset, "split", "eval") == "eval" else None
+    seen_files: dict[str, int] = {}
+    seen_stems: dict[str, int] = {}
+    if progress:
+        from tqdm import tqdm
+
+        items = tqdm(items, desc="validating", unit="entry")
+    for item in items:
+        if isinstance(item, LineError):
+            problems.append(Problem("malformed", item.line, item.reason))
+            continue
+        key = item.file_name.replace("\\", "/")
+        if key in seen_files:
+            problems.append(Problem("duplicate", item.line, f"{item.file_name} already listed on line "
+                                                            f"{seen_files[key]}"))
+            continue
+        seen_files[key] = item.line
+        stem = Path(key).stem
+        if stem in seen_stems:
+            problems.append(Problem("duplicate-stem", item.line, f"file stem {stem!r} of {item.file_name} already "
+                                                                 f"used on line {seen_stems[stem]}"))
+        seen_stems.setdefault(stem, item.line)
+        _check_caption(item.text, item.line, problems)
+        if images and item.file_name:
+            _check_image(root / item.file_name, item.line, size, decode, problems)
+    return problems
