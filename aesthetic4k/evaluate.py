@@ -334,6 +334,8 @@ class Run:
         finally:
             progress.close()
             pool.close()
+            if hasattr(generator, "release"):  # free the generator's device memory before the final metric work
+                generator.release()
 
         return self._finish(generator, dataset_name, scorers, per_image, bad, image_dir)
 

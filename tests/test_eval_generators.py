@@ -102,3 +102,16 @@ def test_two_processes_equal_one(tmp_path):
     assert two["n_images"] == one["n_images"] == "8"
     assert float(two["glcm_score"]) == pytest.approx(float(one["glcm_score"]), abs=1e-12)
     assert float(two["compression_ratio"]) == pytest.approx(float(one["compression_ratio"]), abs=1e-12)
+
+
+def test_tiny_diffusers_pipeline_end_to_end(tmp_path):
+    from tests.tiny_pipelines import save_tiny_flux
+
+    folder = save_tiny_flux(tmp_path / "tiny-flux")
+    out, images = tmp_path / "r.csv", tmp_path / "gen"
+    assert run("--generator", f"diffusers:{folder}", "--dataset", "sample", "--limit", "2", "--steps", "2",
+               "--images-out", images, "--metrics", "glcm_score,compression_ratio", "--out", out) == 0
+    (row,) = read(out)
+    assert row["n_images"] == "2" and row["generator"].startswith("diffusers")
+    assert '"steps": 2' in row["settings"]
+    assert len(list(images.glob("*.jpg"))) == 2
