@@ -103,7 +103,7 @@ def analyze_image(task) -> dict:
 
     Returns a small dict (never the pixels) or ``{"error": reason}`` for a bad file.
     """
-    path, want_glcm, jpeg_mode = task
+    path, want_glcm, jpeg_mode, keep_patches = task
     from metrics.compression import jpeg_bytes_of_rgb
     from metrics.glcm import glcm_patch_scores
     from metrics.image_input import read_image, to_gray
@@ -113,7 +113,10 @@ def analyze_image(task) -> dict:
         height, width = decoded.bgr.shape[:2]
         out = {"width": width, "height": height, "file_bytes": decoded.file_bytes}
         if want_glcm:
-            out["glcm_score"] = float(np.mean(glcm_patch_scores(to_gray(decoded.bgr))))
+            patches = glcm_patch_scores(to_gray(decoded.bgr))
+            out["glcm_score"] = float(np.mean(patches))
+            if keep_patches:  # the HTML report draws heat maps and crops from them
+                out["glcm_patches"] = patches
         if jpeg_mode == "jpeg95":
             out["jpeg_bytes"] = jpeg_bytes_of_rgb(decoded.rgb, JPEG_QUALITY)
         elif jpeg_mode == "file":
@@ -300,6 +303,7 @@ class Run:
             # A generated image is saved with exactly the jpeg95 encoder, so its file size is the jpeg95 size.
             jpeg_mode = "file" if (config.cr_mode == "file" or not in_place) else "jpeg95"
         needs_pixels = any(s.needs_pixels for s in scorers.values())
+        keep_patches = config.report is not None
         workers = config.workers or min(os.cpu_count() or 1, 4)
         pool = DetailPool(workers if (want_glcm or jpeg_mode == "jpeg95") else 1)
         per_image, bad = [], []
@@ -309,7 +313,7 @@ class Run:
             for start in range(0, len(shard), batch):
                 chunk = shard[start:start + batch]
                 items = self._materialise(generator, chunk, image_dir, in_place)
-                details = pool.map([(str(it.image_path), want_glcm, jpeg_mode) for it in items])
+                details = pool.map([(str(it.image_path), want_glcm, jpeg_mode, keep_patches) for it in items])
                 good = []
                 for item, detail in zip(items, details):
                     if "error" in detail:
@@ -324,6 +328,9 @@ class Run:
                 rows = [{"stem": it.stem, "file": str(it.image_path), "width": it.detail["width"],
                          "height": it.detail["height"], "glcm_score": it.detail.get("glcm_score"),
                          "jpeg_bytes": it.detail.get("jpeg_bytes")} for it in good]
+                for row, it in zip(rows, good):
+                    if "glcm_patches" in it.detail:
+                        row["glcm_patches"] = it.detail["glcm_patches"]
                 for scorer in scorers.values():
                     for row, values in zip(rows, scorer.add(good) or [{}] * len(good)):
                         row.update(values)
@@ -422,7 +429,7 @@ def write_outputs(config: EvalConfig, result: RunResult) -> None:
     if config.out:
         results.upsert_row(config.out, result.row)
     if config.per_image:
-        extra = sorted({k for r in result.per_image for k in r} - set(PER_IMAGE_COLUMNS))
+        extra = sorted({k for r in result.per_image for k in r} - set(PER_IMAGE_COLUMNS) - {"glcm_patches"})
         results.write_table(config.per_image, PER_IMAGE_COLUMNS + extra, result.per_image)
     if config.report:
         from aesthetic4k.report import write_report

@@ -69,6 +69,9 @@ def write_atomic(path: str | os.PathLike, write) -> None:
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
             write(handle)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -1,0 +1,207 @@
+"""``a4k-check``: did a run get worse than its baseline, beyond a tolerance, on any metric?
+
+Each metric is judged in its own direction (``metrics.registry``): a lower GLCM Score is worse, a
+lower FID is better. "Worse by" is the change in the bad direction; a regression is a metric worse
+by more than its tolerance. Tolerances are absolute (``glcm_score=0.01``) or relative to the
+baseline value (``fid=2%``); a metric without one must not get worse at all.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from aesthetic4k.errors import UserError
+from aesthetic4k.results_schema import ResultRow, format_key, load_results, parse_key
+from metrics.registry import METRICS, parse_metric_list
+
+BETTER, SAME, WITHIN, REGRESSION = "better", "same", "worse, within tolerance", "REGRESSION"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    amount: float
+    relative: bool = False     # amount is a percentage of the baseline value
+
+    def allowed(self, baseline: float) -> float:
+        return abs(baseline) * self.amount / 100.0 if self.relative else self.amount
+
+    def __str__(self) -> str:
+        return f"{self.amount:g}%" if self.relative else f"{self.amount:g}"
+
+
+NO_TOLERANCE = Tolerance(0.0)
+
+
+def parse_tolerances(text: str) -> dict[str, Tolerance]:
+    """``glcm_score=0.01,fid=2%`` -> {metric: Tolerance}; any syntax problem is a one-line UserError."""
+    if not text.strip():
+        raise UserError("--tolerance is empty; write e.g. --tolerance glcm_score=0.01,fid=2%")
+    tolerances = {}
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, amount_text = part.partition("=")
+        name, amount_text = name.strip(), amount_text.strip()
+        if not sep or not name or not amount_text:
+            raise UserError(f"--tolerance: {part!r} is not METRIC=AMOUNT or METRIC=PERCENT% "
+                            "(e.g. glcm_score=0.01,fid=2%)")
+        if name not in METRICS:
+            raise UserError(f"--tolerance: unknown metric {name!r}; available: {', '.join(METRICS)}")
+        if name in tolerances:
+            raise UserError(f"--tolerance: {name} given twice")
+        relative = amount_text.endswith("%")
+        number_text = amount_text[:-1].strip() if relative else amount_text
+        try:
+            amount = float(number_text)
+        except ValueError:
+            raise UserError(f"--tolerance: {name}={amount_text} is not a number") from None
+        if not math.isfinite(amount) or amount < 0:
+            raise UserError(f"--tolerance: {name}={amount_text} must be a finite number >= 0")
+        tolerances[name] = Tolerance(amount, relative)
+    if not tolerances:
+        raise UserError("--tolerance is empty; write e.g. --tolerance glcm_score=0.01,fid=2%")
+    return tolerances
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One metric of one row against its baseline."""
+
+    metric: str
+    current: float
+    baseline: float
+    tolerance: Tolerance
+
+    @property
+    def difference(self) -> float:
+        return self.current - self.baseline
+
+    @property
+    def worse_by(self) -> float:
+        """How far the value moved in the bad direction (negative: it improved)."""
+        return -self.difference if METRICS[self.metric].higher_is_better else self.difference
+
+    @property
+    def verdict(self) -> str:
+        if self.difference == 0:
+            return SAME
+        if self.worse_by < 0:
+            return BETTER
+        return WITHIN if self.worse_by <= self.tolerance.allowed(self.baseline) else REGRESSION
+
+
+@dataclass(frozen=True)
+class RowCheck:
+    current: ResultRow
+    baseline: ResultRow
+    comparisons: tuple
+
+    @property
+    def regressions(self) -> list[Comparison]:
+        return [c for c in self.comparisons if c.verdict == REGRESSION]
+
+
+def pair_rows(current: list[ResultRow], baseline: list[ResultRow], row: str | None = None,
+              baseline_row: str | None = None, baseline_path: str = "baseline") -> list[tuple]:
+    """Which current row is compared with which baseline row."""
+    by_key = {r.key: r for r in baseline}
+
+    def find(rows, key_text, where):
+        key = format_key(*parse_key(key_text))
+        for r in rows:
+            if r.key == key:
+                return r
+        raise UserError(f"{where} has no row {key}; it has: {', '.join(r.key for r in rows)}")
+
+    if row is not None:
+        chosen = [find(current, row, current[0].path)]
+    elif baseline_row is not None:
+        if len(current) != 1:
+            raise UserError(f"{current[0].path} has {len(current)} rows; name the one to check with --row "
+                            f"(one of: {', '.join(r.key for r in current)})")
+        chosen = current
+    else:
+        chosen = current
+    pairs = []
+    for r in chosen:
+        if baseline_row is not None:
+            pairs.append((r, find(baseline, baseline_row, baseline_path)))
+        elif r.key in by_key:
+            pairs.append((r, by_key[r.key]))
+        else:
+            raise UserError(f"{baseline_path} has no row {r.key} to compare with; it has: "
+                            f"{', '.join(by_key) or 'no rows'} (name one with --baseline-row)")
+    return pairs
+
+
+def compare(current: ResultRow, baseline: ResultRow, metrics: list[str] | None,
+            tolerances: dict[str, Tolerance]) -> RowCheck:
+    """Compare the chosen metrics (default: every metric the baseline has); missing values are errors."""
+    names = metrics if metrics is not None else [m for m in METRICS if m in baseline.values]
+    if not names:
+        raise UserError(f"{baseline.where}: baseline row {baseline.key} has no metric values to compare")
+    comparisons = []
+    for name in names:
+        for row, role in ((baseline, "baseline"), (current, "current")):
+            if name not in row.values:
+                why = f" (status: {row.status})" if row.status not in ("", "ok") else ""
+                raise UserError(f"{row.where}: {role} row {row.key} has no {name} value{why}; "
+                                "re-run that metric or leave it out with --metrics")
+        comparisons.append(Comparison(name, current.values[name], baseline.values[name],
+                                      tolerances.get(name, NO_TOLERANCE)))
+    return RowCheck(current, baseline, tuple(comparisons))
+
+
+def run_check(results, baseline, tolerance: str | None = None, metrics: str | None = None,
+              row: str | None = None, baseline_row: str | None = None) -> list[RowCheck]:
+    """Everything ``a4k-check`` does but printing; raises UserError on bad input."""
+    tolerances = parse_tolerances(tolerance) if tolerance is not None else {}
+    names = parse_metric_list(metrics) if metrics is not None else None
+    current_rows = load_results(results)
+    baseline_rows = load_results(baseline, what="baseline file")
+    pairs = pair_rows(current_rows, baseline_rows, row, baseline_row, str(Path(baseline)))
+    return [compare(cur, base, names, tolerances) for cur, base in pairs]
+
+
+def _number(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def format_report(checks: list[RowCheck]) -> str:
+    """Plain-text tables, one per compared row."""
+    blocks = []
+    header = ["metric", "better", "current", "baseline", "difference", "tolerance", "verdict"]
+    for check in checks:
+        title = f"{check.current.key} ({check.current.path})  vs  baseline {check.baseline.key} ({check.baseline.path})"
+        rows = [header]
+        for c in check.comparisons:
+            info = METRICS[c.metric]
+            rows.append([c.metric, "higher" if info.higher_is_better else "lower", _number(c.current),
+                         _number(c.baseline), f"{c.difference:+.4g}", str(c.tolerance), c.verdict])
+        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+        lines = [title]
+        for index, r in enumerate(rows):
+            lines.append("  ".join(cell.rjust(w) if 2 <= i <= 5 else cell.ljust(w)
+                                   for i, (cell, w) in enumerate(zip(r, widths))).rstrip())
+            if index == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def format_markdown(checks: list[RowCheck]) -> str:
+    """The same tables as Markdown (for $GITHUB_STEP_SUMMARY)."""
+    lines = []
+    for check in checks:
+        lines += [f"### a4k-check: `{check.current.key}` vs baseline `{check.baseline.key}`", "",
+                  "| Metric | Current | Baseline | Difference | Tolerance | Verdict |",
+                  "|---|---:|---:|---:|---:|---|"]
+        for c in check.comparisons:
+            info = METRICS[c.metric]
+            verdict = f"**{c.verdict}**" if c.verdict == REGRESSION else c.verdict
+            lines.append(f"| {info.title} {'↑' if info.higher_is_better else '↓'} | {_number(c.current)} | "
+                         f"{_number(c.baseline)} | {c.difference:+.4g} | {c.tolerance} | {verdict} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,53 @@
+"""a4k-leaderboard (`make leaderboard`): rebuild leaderboards/README.md and leaderboards/index.html."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from aesthetic4k.errors import UserError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from aesthetic4k.leaderboard import DEFAULT_OUT_DIR, DEFAULT_REPORTED, DEFAULT_RESULTS_DIR
+
+    parser = argparse.ArgumentParser(
+        prog="a4k-leaderboard",
+        description="Build the leaderboard (README.md table per dataset and size, and a self-contained "
+                    "sortable index.html with plots) from results.csv files written by a4k-eval. "
+                    "A file that fails validation is named with its problem on stderr; the others still "
+                    "build and the exit status is 1.")
+    parser.add_argument("--results", metavar="DIR",
+                        help=f"folder of results .csv files (default: {DEFAULT_RESULTS_DIR}; "
+                             "when that folder does not exist, only reported rows are shown)")
+    parser.add_argument("--reported", default=str(DEFAULT_REPORTED), metavar="FILE",
+                        help="numbers published in papers, shown apart from measured rows "
+                             "(default: %(default)s; skipped when absent)")
+    parser.add_argument("--out", default=str(DEFAULT_OUT_DIR), metavar="DIR",
+                        help="where README.md and index.html are written (default: %(default)s)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from aesthetic4k.leaderboard import DEFAULT_RESULTS_DIR, build
+
+        results = args.results
+        if results is None:
+            # A fresh clone has no results folder until a first run is checked in: not an error.
+            results = DEFAULT_RESULTS_DIR if DEFAULT_RESULTS_DIR.is_dir() else None
+            if results is None:
+                print(f"a4k-leaderboard: no {DEFAULT_RESULTS_DIR} folder: only reported rows", file=sys.stderr)
+        collection = build(results, args.reported, args.out)
+    except UserError as exc:
+        print(f"a4k-leaderboard: error: {exc}", file=sys.stderr)
+        return 2
+    for problem in collection.problems:
+        print(f"a4k-leaderboard: {problem}", file=sys.stderr)
+    print(f"a4k-leaderboard: wrote {args.out}/README.md and {args.out}/index.html "
+          f"({len(collection.measured)} measured, {len(collection.reported)} reported rows)")
+    return 1 if collection.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
