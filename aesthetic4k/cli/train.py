@@ -1,0 +1,171 @@
+"""a4k-train: wavelet-based fine-tuning (WLF) of SD3 or Flux with the partitioned F16 VAE.
+
+Launch on one device with ``a4k-train ...`` and on several with
+``accelerate launch -m aesthetic4k.cli.train ...`` (data parallel, DeepSpeed, FSDP from
+``accelerate config``). Heavy libraries are imported only once training starts.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from aesthetic4k.errors import UserError
+
+EXAMPLE = """example (a tiny run on the CPU):
+  a4k-train --model sd3 --base ./tiny-sd3 --data ./my-4k-set --output-dir runs/wlf \\
+      --resolution 128 --max-steps 20 --checkpoint-every 10 --mixed-precision no --device cpu
+resume the newest checkpoint of a run:
+  a4k-train --model sd3 --base ./tiny-sd3 --data ./my-4k-set --output-dir runs/wlf --resume
+evaluate a checkpoint:
+  a4k-eval --generator wlf:runs/wlf/checkpoint-000020 --dataset sample --out results.csv
+"""
+
+
+def _resolution(text: str) -> tuple[int, int]:
+    """``4096`` or ``HEIGHTxWIDTH``."""
+    parts = text.lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size like 4096 or 2304x4096, got {text!r}") from None
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2 or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a size like 4096 or 2304x4096, got {text!r}")
+    return values[0], values[1]
+
+
+def _floats(count: int | None):
+    def parse(text: str) -> tuple:
+        try:
+            values = tuple(float(v) for v in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        if count is not None and len(values) != count:
+            raise argparse.ArgumentTypeError(f"expected {count} comma-separated numbers, got {text!r}")
+        return values
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="a4k-train",
+        description="Fine-tune SD3 or Flux on 2K-4K images with the wavelet loss (WLF) and the partitioned "
+                    "F16 VAE. Defaults are the paper's settings. Each checkpoint folder is a diffusers "
+                    "pipeline that `a4k-eval --generator wlf:<folder>` loads.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    need = parser.add_argument_group("what to train")
+    need.add_argument("--model", required=True, choices=["sd3", "flux"], help="model family")
+    need.add_argument("--base", required=True, help="hub id or local diffusers pipeline folder to start from "
+                      "(e.g. stabilityai/stable-diffusion-3-medium-diffusers, black-forest-labs/FLUX.1-dev)")
+    need.add_argument("--data", required=True, help="dataset folder in the published layout "
+                      "(train/metadata.jsonl), a folder with a metadata.jsonl, or aesthetic-4k")
+    need.add_argument("--output-dir", required=True, help="where checkpoint-<step>/ folders and logs go")
+    need.add_argument("--resolution", type=_resolution, default=(4096, 4096),
+                      help="training crop, 4096 or HEIGHTxWIDTH; divisible by 16 x patch size (default 4096)")
+
+    method = parser.add_argument_group("method")
+    method.add_argument("--vae", choices=["f16", "f8"], default="f16",
+                        help="f16: the partitioned F16 VAE (WLF, default); f8: the model's own VAE")
+    method.add_argument("--partitions", type=int, default=2, help="k x k partitions of the F16 decoder's last "
+                        "stage (default 2; only memory changes)")
+    method.add_argument("--loss", choices=["wlf", "mse"], default="wlf",
+                        help="wlf: wavelet loss (default); mse: plain x0 MSE, the baseline")
+    method.add_argument("--wavelet-levels", type=int, default=1, help="Haar DWT levels (default 1)")
+    method.add_argument("--band-weights", type=_floats(4), default=(1.0, 1.0, 1.0, 1.0), metavar="LL,LH,HL,HH",
+                        help="sub-band weights (default 1,1,1,1; equal weights make WLF equal plain x0 MSE)")
+    method.add_argument("--level-weights", type=_floats(None), default=None, metavar="W1,...",
+                        help="per-level weights, finest level first (default all 1)")
+    method.add_argument("--weighting", choices=["none", "sigma_sqrt", "cosmap"], default="none",
+                        help="SD3 sigma loss weighting (default none)")
+    method.add_argument("--logit-mean", type=float, default=0.0, help="logit-normal timestep mean (default 0)")
+    method.add_argument("--logit-std", type=float, default=1.0, help="logit-normal timestep std (default 1)")
+    method.add_argument("--guidance", type=float, default=3.5, help="Flux guidance embedding value (default 3.5)")
+    method.add_argument("--max-sequence-length", type=int, default=None,
+                        help="T5 tokens (default 77 for SD3, 512 for Flux)")
+
+    opt = parser.add_argument_group("optimisation")
+    opt.add_argument("--learning-rate", type=float, default=1e-6, help="constant learning rate (default 1e-6)")
+    opt.add_argument("--batch-size", type=int, default=1, help="images per device and step (default 1)")
+    opt.add_argument("--gradient-accumulation", type=int, default=1, help="micro-batches per step (default 1)")
+    opt.add_argument("--max-steps", type=int, default=20000, help="optimizer steps (default 20000)")
+    opt.add_argument("--optimizer", choices=["adamw", "adamw8bit"], default="adamw",
+                     help="adamw8bit needs bitsandbytes (pip install 'aesthetic4k[train]')")
+    opt.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default 1e-4)")
+    opt.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping, 0 = off (default 1)")
+    opt.add_argument("--lora-rank", type=int, default=0, help="train LoRA adapters of this rank instead of all "
+                     "weights (needs peft); checkpoints hold the merged weights (default 0 = full)")
+    opt.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default: the rank)")
+    opt.add_argument("--mixed-precision", choices=["bf16", "fp16", "no"], default="bf16", help="default bf16")
+    opt.add_argument("--no-gradient-checkpointing", dest="gradient_checkpointing", action="store_false",
+                     help="faster, much more memory (checkpointing is on by default)")
+    opt.add_argument("--seed", type=int, default=0, help="data order and noise (default 0)")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints (default 1000)")
+    run.add_argument("--keep-checkpoints", type=int, default=None, help="keep only the newest N checkpoints")
+    run.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
+                     help="continue from a checkpoint folder, or from the newest in --output-dir when no folder given")
+    run.add_argument("--cache-dir", default=None, help="cache text embeddings and latents here (reused by "
+                     "later runs; with a full cache the text encoders and VAE stay on the CPU)")
+    run.add_argument("--on-bad-image", choices=["skip", "stop"], default="skip",
+                     help="missing or corrupt training image: skip it with a logged reason (default) or stop")
+    run.add_argument("--num-workers", type=int, default=4, help="image decoding threads (default 4)")
+    run.add_argument("--device", default=None, help="cpu to force the CPU (default: accelerate's choice)")
+    board = run.add_mutually_exclusive_group()
+    board.add_argument("--tensorboard", dest="tensorboard", action="store_true", default=None,
+                       help="write TensorBoard logs (default: when tensorboard is installed)")
+    board.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def config_from_args(args):
+    from aesthetic4k.wavelet.train import TrainConfig
+
+    return TrainConfig(
+        model=args.model, base=args.base, data=args.data, output_dir=args.output_dir, resolution=args.resolution,
+        vae=args.vae, partitions=args.partitions, loss=args.loss, wavelet_levels=args.wavelet_levels,
+        band_weights=args.band_weights, level_weights=args.level_weights, weighting=args.weighting,
+        logit_mean=args.logit_mean, logit_std=args.logit_std, learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm, batch_size=args.batch_size,
+        gradient_accumulation=args.gradient_accumulation, max_steps=args.max_steps,
+        checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints, seed=args.seed,
+        mixed_precision=args.mixed_precision, gradient_checkpointing=args.gradient_checkpointing,
+        optimizer=args.optimizer, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, guidance=args.guidance,
+        max_sequence_length=args.max_sequence_length, cache_dir=args.cache_dir, on_bad_image=args.on_bad_image,
+        num_workers=args.num_workers, resume=args.resume, tensorboard=args.tensorboard, device=args.device,
+        progress=not args.quiet)
+
+
+def _terminate(signum, frame):
+    # a scheduler's SIGTERM gets the same clean stop as Ctrl-C (no half-written checkpoint)
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (embedded use)
+        pass
+    try:
+        from aesthetic4k.wavelet.train import TrainingInterrupted, train
+
+        try:
+            result = train(config_from_args(args))
+        except TrainingInterrupted as exc:
+            print(f"a4k-train: {exc}", file=sys.stderr)
+            return 130
+    except UserError as exc:
+        print(f"a4k-train: error: {exc}", file=sys.stderr)
+        return 2
+    skipped = f", {len(result.skipped)} image(s) skipped" if result.skipped else ""
+    print(f"a4k-train: step {result.step}; checkpoint {result.checkpoint}{skipped}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
