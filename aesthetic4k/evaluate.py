@@ -22,6 +22,7 @@ from typing import Optional
 import numpy as np
 
 from aesthetic4k import __version__
+from aesthetic4k.data.images import save_atomic
 from aesthetic4k.errors import ImageError, UserError
 from aesthetic4k.generators.base import GeneratorOptions
 from aesthetic4k.scoring import Item, MetricUnavailable, ScoringOptions, build_scorer
@@ -176,13 +177,6 @@ def default_images_out(generator, dataset_name: str, size: int, seed: int) -> Pa
     settings = json.dumps({"defaults": getattr(generator, "defaults", {}), "seed": seed}, sort_keys=True, default=str)
     digest = hashlib.sha256(settings.encode()).hexdigest()[:10]
     return cache_root() / "generated" / f"{_slug(generator.name)}-{digest}" / _slug(dataset_name) / str(size)
-
-
-def save_jpeg(image, path: Path) -> None:
-    """Save as Pillow JPEG q95 (the protocol's encoder settings) via a temporary file and rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="JPEG", quality=JPEG_QUALITY)
-    os.replace(tmp, path)
 
 
 def _check_generated(images, count: int, size: int, name: str) -> list:
@@ -367,7 +361,7 @@ class Run:
                 raise UserError(f"generator {generator.name} failed: {type(exc).__name__}: {exc}") from None
             images = _check_generated(images, len(todo), self.config.size, generator.name)
             for (_, item), image in zip(todo, images):
-                save_jpeg(image, item.image_path)
+                save_atomic(image, item.image_path, quality=JPEG_QUALITY)
                 item.image = np.asarray(image)     # model-based metrics see the in-memory image
         return items
 

@@ -12,16 +12,13 @@ no arguments if it does not take them. ``package.module:attribute`` also works.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import re
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Optional
 
-from aesthetic4k.errors import UserError
+from aesthetic4k.plugins import Registry
 
 ENTRY_POINT_GROUP = "aesthetic4k.captioners"
 
@@ -95,63 +92,19 @@ BUILTINS = {
 }
 
 
-def _load(target: str, spec: str):
-    module_name, _, attr = target.partition(":")
-    try:
-        obj = importlib.import_module(module_name)
-        for part in attr.split(".") if attr else []:
-            obj = getattr(obj, part)
-    except ImportError as exc:
-        raise UserError(f"captioner {spec}: cannot import {module_name} ({exc})") from None
-    except AttributeError:
-        raise UserError(f"captioner {spec}: {module_name} has no attribute {attr}") from None
-    return obj
-
-
-def plugin_entry_points() -> dict:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+REGISTRY = Registry("captioner", ENTRY_POINT_GROUP, BUILTINS, "caption")
 
 
 def available() -> dict[str, str]:
-    names = {name: description for name, (_, description) in BUILTINS.items()}
-    for name, ep in plugin_entry_points().items():
-        names.setdefault(name, f"plugin ({ep.value})")
-    return names
-
-
-def _instantiate(obj, argument, options, spec):
-    if hasattr(obj, "caption") and not isinstance(obj, type):
-        return obj
-    if not callable(obj):
-        raise UserError(f"captioner {spec}: {obj!r} is neither a captioner nor a factory")
-    try:
-        return obj(argument, options)
-    except TypeError:
-        return obj()
+    return REGISTRY.available()
 
 
 def create_captioner(spec: str, options: CaptionerOptions | None = None):
     """The captioner named by ``spec``: a built-in, a plugin name, ``name:argument`` or ``module:attr``."""
-    options = options or CaptionerOptions()
-    name, _, argument = spec.partition(":")
-    argument = argument or None
-    if name in BUILTINS:
-        captioner = _instantiate(_load(BUILTINS[name][0], spec), argument, options, spec)
-    elif name in plugin_entry_points():
-        try:
-            obj = plugin_entry_points()[name].load()
-        except Exception as exc:  # a broken plugin gets a message, not a traceback
-            raise UserError(f"captioner {name}: plugin failed to load ({type(exc).__name__}: {exc})") from None
-        captioner = _instantiate(obj, argument, options, spec)
-    elif argument and importlib.util.find_spec(name.split(".")[0]) is not None:
-        captioner = _instantiate(_load(spec, spec), None, options, spec)
-    else:
-        raise UserError(f"unknown captioner {spec!r}; available: {', '.join(available())}, or module:attribute")
-    if not hasattr(captioner, "caption"):
-        raise UserError(f"captioner {spec}: object has no caption(path) method")
+    captioner = REGISTRY.create(spec, options or CaptionerOptions())
     if not getattr(captioner, "name", None):
         try:
-            captioner.name = name
+            captioner.name = spec.partition(":")[0]
         except AttributeError:
             pass
     return captioner

@@ -1,12 +1,9 @@
 """Find a generator by name: built-ins, the ``aesthetic4k.generators`` entry points, ``module:attr``."""
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from importlib.metadata import entry_points
-
 from aesthetic4k.errors import UserError
 from aesthetic4k.generators.base import GeneratorOptions
+from aesthetic4k.plugins import Registry
 
 ENTRY_POINT_GROUP = "aesthetic4k.generators"
 
@@ -34,68 +31,17 @@ BUILTINS = {
 }
 
 
-def _load(target: str, what: str):
-    module_name, _, attr = target.partition(":")
-    try:
-        obj = importlib.import_module(module_name)
-        for part in attr.split(".") if attr else []:
-            obj = getattr(obj, part)
-    except ImportError as exc:
-        raise UserError(f"generator {what}: cannot import {module_name} ({exc})") from None
-    except AttributeError:
-        raise UserError(f"generator {what}: {module_name} has no attribute {attr}") from None
-    return obj
-
-
-def _importable(module_name: str) -> bool:
-    try:
-        return importlib.util.find_spec(module_name) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def plugin_entry_points() -> dict:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+REGISTRY = Registry("generator", ENTRY_POINT_GROUP, BUILTINS, "generate")
 
 
 def available() -> dict[str, str]:
     """Name -> description of every generator this installation knows."""
-    names = {name: desc for name, (_, desc) in BUILTINS.items()}
-    for name, ep in plugin_entry_points().items():
-        names.setdefault(name, f"plugin ({ep.value})")
-    return names
-
-
-def _instantiate(obj, argument, options, spec):
-    # A plugin may be a ready generator object, a class, or a factory function.
-    if hasattr(obj, "generate") and not isinstance(obj, type):
-        return obj
-    if not callable(obj):
-        raise UserError(f"generator {spec}: {obj!r} is neither a generator nor a factory")
-    try:
-        return obj(argument, options)
-    except TypeError:
-        return obj()
+    return REGISTRY.available()
 
 
 def create(spec: str, options: GeneratorOptions | None = None):
     """Build the generator named by ``spec``: ``name``, ``name:argument`` or ``package.module:attr``."""
-    options = options or GeneratorOptions()
-    name, _, argument = spec.partition(":")
-    argument = argument or None
-    if name in BUILTINS:
-        generator = _instantiate(_load(BUILTINS[name][0], spec), argument, options, spec)
-    elif name in plugin_entry_points():
-        try:
-            obj = plugin_entry_points()[name].load()
-        except Exception as exc:  # a broken plugin must not crash the CLI with a traceback
-            raise UserError(f"generator {name}: plugin failed to load ({type(exc).__name__}: {exc})") from None
-        generator = _instantiate(obj, argument, options, spec)
-    elif argument and _importable(name):
-        generator = _instantiate(_load(spec, spec), None, options, spec)
-    else:
-        raise UserError(f"unknown generator {spec!r}; available: {', '.join(available())}, "
-                        "or module:attribute")
-    if not hasattr(generator, "generate") or not hasattr(generator, "name"):
-        raise UserError(f"generator {spec}: object has no name/generate (see the Generator protocol)")
+    generator = REGISTRY.create(spec, options or GeneratorOptions())
+    if not hasattr(generator, "name"):
+        raise UserError(f"generator {spec}: object has no name (see the Generator protocol)")
     return generator

@@ -1,0 +1,82 @@
+"""Named components with plugins: built-ins, entry points, or ``module:attribute`` specs.
+
+Generators and captioners are both looked up this way. A spec is ``name``, ``name:argument``
+(the argument is passed to the factory, e.g. a model folder) or ``package.module:attribute``.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+from aesthetic4k.errors import UserError
+
+
+@dataclass(frozen=True)
+class Registry:
+    kind: str            # "generator", "captioner": used in messages
+    group: str           # entry-point group of third-party plugins
+    builtins: dict       # name -> ("module:factory", description)
+    method: str          # the method a component must have ("generate", "caption")
+
+    def plugins(self) -> dict:
+        return {ep.name: ep for ep in entry_points(group=self.group)}
+
+    def available(self) -> dict[str, str]:
+        """Name -> description of every component this installation knows."""
+        names = {name: description for name, (_, description) in self.builtins.items()}
+        for name, ep in self.plugins().items():
+            names.setdefault(name, f"plugin ({ep.value})")
+        return names
+
+    def _load(self, target: str, spec: str):
+        module_name, _, attr = target.partition(":")
+        try:
+            obj = importlib.import_module(module_name)
+            for part in attr.split(".") if attr else []:
+                obj = getattr(obj, part)
+        except ImportError as exc:
+            raise UserError(f"{self.kind} {spec}: cannot import {module_name} ({exc})") from None
+        except AttributeError:
+            raise UserError(f"{self.kind} {spec}: {module_name} has no attribute {attr}") from None
+        return obj
+
+    def _instantiate(self, obj, argument, options, spec):
+        # a plugin may be a ready object, a class, or a factory function
+        if hasattr(obj, self.method) and not isinstance(obj, type):
+            return obj
+        if not callable(obj):
+            raise UserError(f"{self.kind} {spec}: {obj!r} is neither a {self.kind} nor a factory")
+        try:
+            return obj(argument, options)
+        except TypeError:
+            return obj()
+
+    def create(self, spec: str, options):
+        """Build the component named by ``spec``, or raise UserError listing what is available."""
+        name, _, argument = spec.partition(":")
+        argument = argument or None
+        if name in self.builtins:
+            component = self._instantiate(self._load(self.builtins[name][0], spec), argument, options, spec)
+        elif name in self.plugins():
+            try:
+                obj = self.plugins()[name].load()
+            except Exception as exc:  # a broken plugin gets a message, not a traceback
+                raise UserError(f"{self.kind} {name}: plugin failed to load ({type(exc).__name__}: {exc})") from None
+            component = self._instantiate(obj, argument, options, spec)
+        elif argument and _importable(name):
+            component = self._instantiate(self._load(spec, spec), None, options, spec)
+        else:
+            raise UserError(f"unknown {self.kind} {spec!r}; available: {', '.join(self.available())}, "
+                            "or module:attribute")
+        if not hasattr(component, self.method):
+            raise UserError(f"{self.kind} {spec}: object has no {self.method}() method")
+        return component
+
+
+def _importable(module_name: str) -> bool:
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except (ImportError, ValueError):
+        return False
