@@ -29,7 +29,7 @@ from aesthetic4k.scoring import Item, MetricUnavailable, ScoringOptions, build_s
 from metrics.registry import METRICS, PUBLISHED
 
 JPEG_QUALITY = 95
-DETAIL_METRICS = ("glcm_score", "compression_ratio")
+SMALL_SET = 100  # below this FID/KID mostly measure the sample size (Aesthetic-Eval@4096 has 195)
 
 
 @dataclass
@@ -72,6 +72,16 @@ class Ranks:
     @property
     def main(self) -> bool:
         return self.rank == 0
+
+    def first(self, work):
+        """Run ``work`` on rank 0, then on the other ranks (which find its files in place)."""
+        if self.world == 1:
+            return work()
+        import torch.distributed as dist
+
+        result = work() if self.main else None
+        dist.barrier()
+        return result if self.main else work()
 
     def gather(self, obj) -> list:
         """Objects of every rank, in rank order (just ``[obj]`` on one process)."""
@@ -271,7 +281,7 @@ class Run:
         from aesthetic4k.generators.registry import create
 
         self.ranks = setup_ranks(config.scoring.device)
-        dataset = self._open_dataset()
+        dataset = self.ranks.first(self._open_dataset)  # rank 0 downloads / renders, the others reuse
         generator = create(config.generator, config.generator_options)
         records = self._records(dataset, generator)
         has_prompts = dataset is not None and any(r.prompt for r in records)
@@ -362,7 +372,7 @@ class Run:
             images = _check_generated(images, len(todo), self.config.size, generator.name)
             for (_, item), image in zip(todo, images):
                 save_atomic(image, item.image_path, quality=JPEG_QUALITY)
-                item.image = np.asarray(image)     # model-based metrics see the in-memory image
+                item.image = np.array(image)       # model-based metrics see the in-memory image
         return items
 
     @staticmethod
@@ -382,6 +392,10 @@ class Run:
             raise UserError("no image could be scored" + (f": {len(bad)} bad file(s)" if bad else ""))
         if bad:
             self.notes.append(f"skipped {len(bad)} bad file(s): {_short(bad)}")
+        distribution_metrics = [n for n in ("fid", "kid", "patch_fid", "patch_kid") if n in scorers]
+        if distribution_metrics and len(per_image) < SMALL_SET:
+            self.notes.append(f"{'/'.join(distribution_metrics)} on {len(per_image)} images: dominated by the "
+                              "sample size, compare only runs of the same set")
 
         row = {"generator": generator.name, "dataset": dataset_name, "size": config.size,
                "n_images": len(per_image)}

@@ -83,20 +83,27 @@ def test_reference_beats_upscale_on_detail_metrics(tmp_path):
     assert float(reference["compression_ratio"]) < float(upscale["compression_ratio"])
 
 
+def free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_two_processes_equal_one(tmp_path):
     """torchrun-style sharding over 2 gloo ranks gives the same row as one process."""
     images = tmp_path / "gen"
     common = ["-m", "aesthetic4k.cli.eval", "--no-progress", "--workers", "1", "--size", str(SIZE),
               "--generator", "tests.plugin_generators:Solid", "--dataset", "sample", "--images-out", str(images),
               "--metrics", "glcm_score,compression_ratio"]
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29531", "WORLD_SIZE": "2",
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2",
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     procs = [subprocess.Popen([sys.executable, *common, "--out", str(tmp_path / "two.csv")],
                               env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in range(2)]
-    for proc in procs:
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
+    errors = [proc.communicate(timeout=300)[1] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], errors
     assert run(*common[2:], "--out", tmp_path / "one.csv") == 0
     (two,), (one,) = read(tmp_path / "two.csv"), read(tmp_path / "one.csv")
     assert two["n_images"] == one["n_images"] == "8"

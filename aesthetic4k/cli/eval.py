@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     met.add_argument("--clip-model", default="ViT-B-16", help="CLIPScore open_clip model (default ViT-B-16)")
     met.add_argument("--weights", action="append", metavar="NAME=PATH",
                      help="explicit weight file, e.g. inception=/w/inception.pt (see --list-weights)")
+    met.add_argument("--allow-download", action="store_true",
+                     help="let missing weights be downloaded (off by default; never with HF_HUB_OFFLINE=1)")
 
     info = p.add_argument_group("information")
     info.add_argument("--list-generators", action="store_true", help="list generators and exit")
@@ -82,10 +84,10 @@ def _list_metrics():
         print(f"{info.name:18s} {arrow} is better{needs}: {info.description}")
 
 
-def _list_weights(overrides):
+def _list_weights(overrides, allow_download):
     from aesthetic4k.weights import describe
 
-    for entry in describe(overrides):
+    for entry in describe(overrides, allow_download=allow_download or None):
         where = entry.get("source") or entry.get("reason", "")
         print(f"{entry['metric']:12s} {entry['weight']:16s} {where}")
 
@@ -112,7 +114,8 @@ def _config(args):
                                          offload=args.offload, vae=args.vae, partitions=args.partitions)
     scoring = ScoringOptions(size=args.size, device=device, batch_size=max(1, args.batch_size), weights=weights,
                              cr_mode=args.cr_mode, fid_protocol=args.fid_protocol, patch_count=args.patch_count,
-                             patch_seed=args.patch_seed, clip_model=args.clip_model)
+                             patch_seed=args.patch_seed, clip_model=args.clip_model,
+                             extra={"allow_download": True} if args.allow_download else {})
     return EvalConfig(generator=args.generator, out=args.out, dataset=args.dataset, size=args.size,
                       metrics=parse_metric_list(args.metrics) if args.metrics else None, limit=args.limit,
                       seed=args.seed, batch_size=args.batch_size, workers=args.workers, cr_mode=args.cr_mode,
@@ -165,7 +168,7 @@ def main(argv=None) -> int:
         if args.list_metrics:
             return _list_metrics()
         if args.list_weights:
-            return _list_weights(parse_assignments(args.weights, "--weights"))
+            return _list_weights(parse_assignments(args.weights, "--weights"), args.allow_download)
         config = _config(args)
         from aesthetic4k.evaluate import evaluate
 
