@@ -209,11 +209,7 @@ def test_checked_in_reported_numbers_match_protocol():
     assert {(r.generator, r.size) for r in rows} >= {("SD3-F16", 2048), ("SD3-F16-WLF", 2048), ("Flux-F16", 2048),
                                                      ("Flux-F16-WLF", 2048), ("SD3-F16", 4096),
                                                      ("SD3-F16-finetune", 4096), ("SD3-F16-WLF", 4096)}
-    protocol = next((p for p in (REPO / "docs" / "PROTOCOL.md", REPO.parent / "shared" / "docs" / "PROTOCOL.md")
-                     if p.exists()), None)
-    if protocol is None:
-        pytest.skip("PROTOCOL.md not found next to the repository")
-    text = protocol.read_text(encoding="utf-8")
+    text = (REPO / "docs" / "protocol.md").read_text(encoding="utf-8")
     for r in rows:
         for name, cell in r.texts.items():
             assert cell in text, (r.generator, name, cell)

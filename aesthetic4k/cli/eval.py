@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     met.add_argument("--patch-count", type=int, default=8, help="patch-FID/KID: 299x299 crops per image")
     met.add_argument("--patch-seed", type=int, default=0, help="patch-FID/KID: crop seed")
     met.add_argument("--clip-model", default="ViT-B-16", help="CLIPScore open_clip model (default ViT-B-16)")
+    met.add_argument("--aesthetics-model", default="ViT-L-14",
+                     help="open_clip model under the aesthetic head (default ViT-L-14, the published one)")
     met.add_argument("--weights", action="append", metavar="NAME=PATH",
                      help="explicit weight file, e.g. inception=/w/inception.pt (see --list-weights)")
     met.add_argument("--allow-download", action="store_true",
@@ -115,7 +117,8 @@ def _config(args):
     scoring = ScoringOptions(size=args.size, device=device, batch_size=max(1, args.batch_size), weights=weights,
                              cr_mode=args.cr_mode, fid_protocol=args.fid_protocol, patch_count=args.patch_count,
                              patch_seed=args.patch_seed, clip_model=args.clip_model,
-                             extra={"allow_download": True} if args.allow_download else {})
+                             extra={"allow_download": True if args.allow_download else None,
+                                    "aesthetics_model": args.aesthetics_model})
     return EvalConfig(generator=args.generator, out=args.out, dataset=args.dataset, size=args.size,
                       metrics=parse_metric_list(args.metrics) if args.metrics else None, limit=args.limit,
                       seed=args.seed, batch_size=args.batch_size, workers=args.workers, cr_mode=args.cr_mode,
