@@ -1,5 +1,4 @@
 """a4k-check: verdicts in each metric's direction, tolerances, exit codes, and every bad-input case."""
-import csv
 import json
 import subprocess
 import sys
@@ -12,18 +11,13 @@ from aesthetic4k.cli.check import main
 from aesthetic4k.errors import UserError
 from aesthetic4k.results import COLUMNS
 from metrics.registry import METRICS
+from tests.csv_files import write_csv
 
 BASE = {"glcm_score": 0.75, "compression_ratio": 11.0, "fid": 50.0, "clip_score": 31.0, "aesthetics": 5.9}
 
 
 def write_results(path, rows, columns=None):
-    columns = columns or COLUMNS
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: row.get(c, "") for c in columns})
-    return path
+    return write_csv(path, rows, columns or COLUMNS)
 
 
 def row(generator="mygen", dataset="sample", size=2048, **values):

@@ -35,15 +35,6 @@ def pixels(image) -> np.ndarray:
     return np.asarray(image, dtype=np.int16)
 
 
-def f16_available() -> bool:
-    try:
-        from aesthetic4k.wavelet.pipeline import use_f16_vae  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_f16 = pytest.mark.skipif(not f16_available(), reason="aesthetic4k.wavelet.pipeline not available")
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +148,6 @@ def test_paper_defaults_reach_the_pipeline(tiny, monkeypatch):
     assert [g.initial_seed() for g in seen["generator"]] == [0, 0]
 
 
-@needs_f16
 @pytest.mark.parametrize("model", ["flux", "sd3"])
 def test_4k_loading_with_the_f16_vae(model, tiny):
     factory = flux_4k if model == "flux" else sd3_4k
@@ -198,7 +188,6 @@ def test_wlf_checkpoint_uses_its_marker(tiny, tmp_path):
     assert images[0].size == (64, 64)
 
 
-@needs_f16
 def test_wlf_checkpoint_marked_f16_generates_with_the_f16_vae(tiny, tmp_path):
     folder = make_checkpoint(tiny, tmp_path, "flux", {"model": "flux", "vae": "f16", "partitions": 2})
     generator = wlf_checkpoint(str(folder), fast_options())

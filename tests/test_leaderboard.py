@@ -1,5 +1,4 @@
 """make leaderboard: tables per dataset/size, directions, bold best, reported rows apart, bad files, determinism."""
-import csv
 import json
 import os
 import re
@@ -14,17 +13,13 @@ from aesthetic4k.leaderboard import REPORTED_COLUMNS, collect, render_html, rend
 from aesthetic4k.results import COLUMNS
 from aesthetic4k.results_schema import load_results
 from metrics.registry import METRICS, PUBLISHED
+from tests.csv_files import write_csv as write_rows
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def write_csv(path, rows, columns=COLUMNS):
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: row.get(c, "") for c in columns})
-    return path
+    return write_rows(path, rows, columns)
 
 
 def result(generator, dataset="sample", size=2048, date="2025-07-01T09:30:00", **values):

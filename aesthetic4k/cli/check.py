@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from aesthetic4k.cli.common import run_main
 from aesthetic4k.errors import UserError
 
 
@@ -33,19 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        from aesthetic4k.check import REGRESSION, format_markdown, format_report, run_check
+    return run_main("a4k-check", lambda: _check(args))
 
-        checks = run_check(args.results, args.baseline, args.tolerance, args.metrics, args.row, args.baseline_row)
-        if args.markdown:
-            try:
-                with open(args.markdown, "a", encoding="utf-8") as handle:
-                    handle.write(format_markdown(checks) + "\n")
-            except OSError as exc:
-                raise UserError(f"{args.markdown}: cannot append the Markdown summary ({exc.strerror})") from None
-    except UserError as exc:
-        print(f"a4k-check: error: {exc}", file=sys.stderr)
-        return 2
+
+def _check(args) -> int:
+    from aesthetic4k.check import REGRESSION, format_markdown, format_report, run_check
+
+    checks = run_check(args.results, args.baseline, args.tolerance, args.metrics, args.row, args.baseline_row)
+    if args.markdown:
+        try:
+            with open(args.markdown, "a", encoding="utf-8") as handle:
+                handle.write(format_markdown(checks) + "\n")
+        except OSError as exc:
+            raise UserError(f"{args.markdown}: cannot append the Markdown summary ({exc.strerror})") from None
     print(format_report(checks))
     regressions = [(check.current.key, c.metric) for check in checks for c in check.comparisons
                    if c.verdict == REGRESSION]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aesthetic4k.errors import UserError
+from aesthetic4k.cli.common import run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,19 +29,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        from aesthetic4k.leaderboard import DEFAULT_RESULTS_DIR, build
+    return run_main("a4k-leaderboard", lambda: _build(args))
 
-        results = args.results
+
+def _build(args) -> int:
+    from aesthetic4k.leaderboard import DEFAULT_RESULTS_DIR, build
+
+    results = args.results
+    if results is None:
+        # A fresh clone has no results folder until a first run is checked in: not an error.
+        results = DEFAULT_RESULTS_DIR if DEFAULT_RESULTS_DIR.is_dir() else None
         if results is None:
-            # A fresh clone has no results folder until a first run is checked in: not an error.
-            results = DEFAULT_RESULTS_DIR if DEFAULT_RESULTS_DIR.is_dir() else None
-            if results is None:
-                print(f"a4k-leaderboard: no {DEFAULT_RESULTS_DIR} folder: only reported rows", file=sys.stderr)
-        collection = build(results, args.reported, args.out)
-    except UserError as exc:
-        print(f"a4k-leaderboard: error: {exc}", file=sys.stderr)
-        return 2
+            print(f"a4k-leaderboard: no {DEFAULT_RESULTS_DIR} folder: only reported rows", file=sys.stderr)
+    collection = build(results, args.reported, args.out)
     for problem in collection.problems:
         print(f"a4k-leaderboard: {problem}", file=sys.stderr)
     print(f"a4k-leaderboard: wrote {args.out}/README.md and {args.out}/index.html "
