@@ -47,6 +47,7 @@ class EvalConfig:
     per_image: Optional[Path] = None
     images_out: Optional[Path] = None
     skip_bad: bool = False
+    from_files: bool = False                # model-based metrics read the saved JPEGs, never the in-memory image
     report: Optional[Path] = None
     progress: bool = True
     generator_options: GeneratorOptions = field(default_factory=GeneratorOptions)
@@ -214,6 +215,7 @@ class Run:
     def __init__(self, config: EvalConfig):
         self.config = config
         self.notes: list[str] = []           # goes to the status column
+        self.pixel_sources = {"memory": 0, "file": 0}  # where the model-based metrics got their pixels
         self.ranks = Ranks()
 
     # -- setup
@@ -372,16 +374,19 @@ class Run:
             images = _check_generated(images, len(todo), self.config.size, generator.name)
             for (_, item), image in zip(todo, images):
                 save_atomic(image, item.image_path, quality=JPEG_QUALITY)
-                item.image = np.array(image)       # model-based metrics see the in-memory image
+                if not self.config.from_files:
+                    item.image = np.array(image)   # paper protocol: model-based metrics see the in-memory image
         return items
 
-    @staticmethod
-    def _load_pixels(items):
+    def _load_pixels(self, items):
         from metrics.image_input import read_rgb
 
         for item in items:
             if item.image is None:
                 item.image = read_rgb(item.image_path)
+                self.pixel_sources["file"] += 1
+            else:
+                self.pixel_sources["memory"] += 1
 
     def _finish(self, generator, dataset_name, scorers, per_image, bad, image_dir) -> RunResult:
         config = self.config
@@ -400,6 +405,13 @@ class Run:
         row = {"generator": generator.name, "dataset": dataset_name, "size": config.size,
                "n_images": len(per_image)}
         settings = {"generator": dict(getattr(generator, "defaults", {}) or {}), "seed": config.seed}
+        sources = {k: sum(r.get(k, 0) for r in self.ranks.gather(self.pixel_sources)) for k in self.pixel_sources}
+        if sources["memory"] or sources["file"]:
+            settings["model_metric_pixels"] = sources
+            if sources["memory"] and sources["file"]:
+                # JPEG q95 changes Inception/CLIP features a little: a resumed run is not bit-comparable
+                self.notes.append(f"model-based metrics saw {sources['memory']} in-memory and {sources['file']} "
+                                  "saved-JPEG images (resumed run); use --from-files for resume-stable numbers")
         for name, scorer in scorers.items():
             try:
                 row.update(scorer.result())

@@ -1,4 +1,5 @@
 """Third-party-style generators used by the tests (loaded as ``tests.plugin_generators:NAME``)."""
+import numpy as np
 from PIL import Image
 
 
@@ -18,8 +19,10 @@ class Solid:
         images = []
         for prompt in prompts:
             value = sum(map(ord, prompt)) % 200
-            image = Image.effect_noise((size, size), 40 + value % 30).convert("RGB")
-            images.append(Image.blend(image, Image.new("RGB", (size, size), (value, 255 - value, 90)), 0.5))
+            rng = np.random.default_rng([value, seed])  # deterministic per prompt and seed
+            noise = rng.normal(0, 20 + value % 30, (size, size, 1))
+            base = np.array([value, 255 - value, 90], dtype=float)
+            images.append(Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)))
         return images
 
 

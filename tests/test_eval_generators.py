@@ -122,3 +122,23 @@ def test_tiny_diffusers_pipeline_end_to_end(tmp_path):
     assert row["n_images"] == "2" and row["generator"].startswith("diffusers")
     assert '"steps": 2' in row["settings"]
     assert len(list(images.glob("*.jpg"))) == 2
+
+
+def test_resumed_runs_name_their_pixel_sources_and_from_files_is_resume_stable(tmp_path):
+    def fid_run(images, out, *extra, fail_after=None):
+        Solid.fail_after = fail_after
+        Solid.made = []
+        return run("--generator", "tests.plugin_generators:Solid", "--dataset", "sample", "--metrics", "fid",
+                   "--images-out", images, "--out", out, *extra)
+
+    assert fid_run(tmp_path / "a", tmp_path / "a.csv", "--from-files", fail_after=5) == 130
+    assert fid_run(tmp_path / "a", tmp_path / "a.csv", "--from-files") == 0
+    assert fid_run(tmp_path / "b", tmp_path / "b.csv", "--from-files") == 0
+    (resumed,), (straight,) = read(tmp_path / "a.csv"), read(tmp_path / "b.csv")
+    assert float(resumed["fid"]) == pytest.approx(float(straight["fid"]), abs=1e-6)
+    assert '"model_metric_pixels": {"file": 8, "memory": 0}' in resumed["settings"]
+
+    assert fid_run(tmp_path / "c", tmp_path / "c.csv", fail_after=5) == 130
+    assert fid_run(tmp_path / "c", tmp_path / "c.csv") == 0
+    (mixed,) = read(tmp_path / "c.csv")
+    assert "5 saved-JPEG images (resumed run)" in mixed["status"] and "3 in-memory" in mixed["status"]

@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--images-out", type=Path, help="where generated images are saved (default: a cache folder)")
     run.add_argument("--report", type=Path, help="write an HTML report of the run into this folder")
     run.add_argument("--skip-bad", action="store_true", help="skip unreadable images (listed in status)")
+    run.add_argument("--from-files", action="store_true",
+                     help="FID/CLIPScore/Aesthetics read the saved q95 JPEGs instead of the in-memory images "
+                          "(numbers then do not depend on resuming; the paper used the in-memory image)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     gen = p.add_argument_group("generators")
@@ -123,6 +126,7 @@ def _config(args):
                       metrics=parse_metric_list(args.metrics) if args.metrics else None, limit=args.limit,
                       seed=args.seed, batch_size=args.batch_size, workers=args.workers, cr_mode=args.cr_mode,
                       per_image=args.per_image, images_out=args.images_out, skip_bad=args.skip_bad,
+                      from_files=args.from_files,
                       report=args.report, progress=not args.no_progress,
                       generator_options=generator_options, scoring=scoring)
 
