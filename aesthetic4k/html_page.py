@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 
 # The sortable-table behaviour: click (or Enter on) a header to sort by that column; click again to
 # reverse. Cells sort by their data-value (numbers) or their text; empty cells always sort last.
@@ -144,18 +143,11 @@ def page(title: str, subtitle: str, body: str, extra_style: str = "", script: st
 
 
 def write_page(path, write) -> None:
-    """Write a generated page atomically (``results.write_atomic``) with the usual permissions.
-
-    The temporary file behind the atomic rename is private (0600); a page is meant to be served
-    and shared, so it gets the mode any new file would get under the user's umask.
-    """
+    """Write a generated page atomically (``results.write_atomic``)."""
     from aesthetic4k.errors import UserError
     from aesthetic4k.results import write_atomic
 
     try:
         write_atomic(path, write)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(path, 0o666 & ~mask)
     except PermissionError as exc:
         raise UserError(f"{path}: cannot write ({exc.strerror})") from None

@@ -8,9 +8,9 @@ from __future__ import annotations
 import csv
 import math
 import os
-import tempfile
 from pathlib import Path
 
+from aesthetic4k.atomic import atomic_path
 from aesthetic4k.errors import UserError
 
 KEY_COLUMNS = ["generator", "dataset", "size"]
@@ -60,25 +60,13 @@ def row_key(row: dict) -> tuple[str, str, str]:
 
 
 def write_atomic(path: str | os.PathLike, write) -> None:
-    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    """Call ``write(handle)`` on a temporary text file beside ``path``, then rename it over ``path``."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise UserError(f"{path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            write(handle)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        write(handle)
 
 
 def upsert_row(path: str | os.PathLike, row: dict) -> None:

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from aesthetic4k.atomic import atomic_path
 from aesthetic4k.data.build_state import STATE_DIR, BuildLock, Journal
 from aesthetic4k.data.captioning import CaptionerOptions, CaptionRejected, captioner_key, clean_caption, create_captioner
 from aesthetic4k.data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
@@ -399,19 +400,14 @@ def _write_output(target: Path, item: SourceFile, kind: str, produce, journal: J
 
 
 def _copy_atomic(source: Path, target: Path, link: bool) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(target) as tmp:
         if link:
             try:
                 os.link(source, tmp)
+                return
             except OSError:
-                shutil.copyfile(source, tmp)
-        else:
-            shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+                pass
+        shutil.copyfile(source, tmp)
 
 
 def write_train(items: list[SourceFile], out: Path, journal: Journal, options: BuildOptions) -> list:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aesthetic4k.atomic import atomic_path
 from aesthetic4k.errors import ImageError
 
 # 250 megapixels (e.g. 15800 x 15800): far above any camera, far below what exhausts memory.
@@ -246,18 +247,10 @@ def save_atomic(image, path: str | os.PathLike, quality: int = 95) -> None:
     """Save as PNG (lossless) or JPEG (by suffix) through a temporary file and a rename."""
     path = Path(path)
     suffix = path.suffix.lower()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if suffix in (".jpg", ".jpeg"):
-            image.save(tmp, format="JPEG", quality=quality)
-        elif suffix == ".png":
+    if suffix not in (".jpg", ".jpeg", ".png"):
+        raise ValueError(f"unsupported output format {suffix}")
+    with atomic_path(path) as tmp:
+        if suffix == ".png":
             image.save(tmp, format="PNG", compress_level=6)
         else:
-            raise ValueError(f"unsupported output format {suffix}")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            image.save(tmp, format="JPEG", quality=quality)

@@ -6,12 +6,12 @@ backend switch, no display needed).
 """
 from __future__ import annotations
 
-import os
 import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aesthetic4k.atomic import atomic_path
 from aesthetic4k.data.metadata import METADATA_NAME, Entry, read_lines
 from aesthetic4k.errors import ImageError, UserError
 
@@ -128,13 +128,8 @@ def _save_figure(figure, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(figure)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def plot_histograms(stats: list[SplitStats], out_dir: Path) -> list[Path]:

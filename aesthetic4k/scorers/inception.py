@@ -17,7 +17,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Optional
@@ -25,6 +24,7 @@ from typing import Optional
 import numpy as np
 
 from aesthetic4k import weights
+from aesthetic4k.atomic import atomic_path
 from aesthetic4k.errors import UserError
 from aesthetic4k.scoring import Item, MetricUnavailable, Scorer, ScoringOptions
 
@@ -79,10 +79,8 @@ class ReferenceFeatureCache:
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".feat.", suffix=".npy", dir=self.folder)
-            with os.fdopen(fd, "wb") as handle:
+            with atomic_path(file) as tmp, open(tmp, "wb") as handle:
                 np.save(handle, features, allow_pickle=False)
-            os.replace(tmp, file)
         except OSError:
             pass             # a read-only cache only costs time
 

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from aesthetic4k.atomic import atomic_path, write_text
 from aesthetic4k.errors import ImageError, UserError
 
 MARKER_NAME = "a4k_wlf.json"
@@ -286,13 +287,8 @@ class EncodingCache:
         import torch
 
         target = self.path(stem)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        try:
+        with atomic_path(target) as tmp:
             torch.save({k: v.detach().cpu().contiguous() for k, v in entry.items()}, tmp)
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
 
 
 # ---------------------------------------------------------------------------- model
@@ -494,12 +490,6 @@ def find_checkpoint(output_dir, resume: str) -> Path:
     if not found:
         raise UserError(f"--resume: no checkpoint in {out}; start without --resume")
     return found[-1]
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _memory_advice(config: TrainConfig) -> str:
@@ -743,7 +733,7 @@ class Trainer:
                     shutil.rmtree(old, ignore_errors=True)
                 else:
                     os.replace(tmp, final)
-                _write_text_atomic(self.out / LATEST_NAME, name + "\n")
+                write_text(self.out / LATEST_NAME, name + "\n")
                 self._prune_checkpoints()
         except BaseException:
             if accelerator.is_main_process:
