@@ -319,29 +319,8 @@ class Run:
             for start in range(0, len(shard), batch):
                 chunk = shard[start:start + batch]
                 items = self._materialise(generator, chunk, image_dir, in_place)
-                details = pool.map([(str(it.image_path), want_glcm, jpeg_mode, keep_patches) for it in items])
-                good = []
-                for item, detail in zip(items, details):
-                    if "error" in detail:
-                        if not config.skip_bad:
-                            raise UserError(f"{item.image_path}: {detail['error']} (use --skip-bad to skip bad files)")
-                        bad.append(f"{item.image_path.name} ({detail['error']})")
-                        continue
-                    item.detail = detail
-                    good.append(item)
-                if needs_pixels:
-                    self._load_pixels(good)
-                rows = [{"stem": it.stem, "file": str(it.image_path), "width": it.detail["width"],
-                         "height": it.detail["height"], "glcm_score": it.detail.get("glcm_score"),
-                         "jpeg_bytes": it.detail.get("jpeg_bytes")} for it in good]
-                for row, it in zip(rows, good):
-                    if "glcm_patches" in it.detail:
-                        row["glcm_patches"] = it.detail["glcm_patches"]
-                for scorer in scorers.values():
-                    for row, values in zip(rows, scorer.add(good) or [{}] * len(good)):
-                        row.update(values)
-                for it in good:
-                    it.image = None
+                tasks = [(str(it.image_path), want_glcm, jpeg_mode, keep_patches) for it in items]
+                rows = self._score_batch(items, pool.map(tasks), scorers, needs_pixels, bad)
                 per_image.extend(rows)
                 progress.update(len(chunk))
         finally:
@@ -351,6 +330,28 @@ class Run:
                 generator.release()
 
         return self._finish(generator, dataset_name, scorers, per_image, bad, image_dir)
+
+    def _score_batch(self, items, details, scorers, needs_pixels, bad) -> list[dict]:
+        """Per-image rows of one batch: the worker's detail values, then every scorer's."""
+        good = []
+        for item, detail in zip(items, details):
+            if "error" in detail:
+                if not self.config.skip_bad:
+                    raise UserError(f"{item.image_path}: {detail['error']} (use --skip-bad to skip bad files)")
+                bad.append(f"{item.image_path.name} ({detail['error']})")
+                continue
+            item.detail = detail
+            good.append(item)
+        if needs_pixels:
+            self._load_pixels(good)
+        rows = [{"stem": it.stem, "file": str(it.image_path),
+                 **{k: v for k, v in it.detail.items() if k != "file_bytes"}} for it in good]
+        for scorer in scorers.values():
+            for row, values in zip(rows, scorer.add(good) or [{}] * len(good)):
+                row.update(values)
+        for item in good:
+            item.image = None  # pixels are not kept beyond their batch
+        return rows
 
     def _materialise(self, generator, records, image_dir, in_place) -> list[Item]:
         """Items whose image file exists: served in place, already saved, or generated now."""
