@@ -15,9 +15,9 @@ _LAZY = {
     "GLCMScore": "metrics.detail",
     "CompressionRatio": "metrics.detail",
     "FID": "metrics.fid",
-    "KID": "metrics.fid",
+    "KID": "metrics.kid",
     "PatchFID": "metrics.fid",
-    "PatchKID": "metrics.fid",
+    "PatchKID": "metrics.kid",
     "CLIPScore": "metrics.clip_score",
     "Aesthetics": "metrics.aesthetics",
 }

@@ -77,7 +77,4 @@ class PatchFID(FID):
     default_patch_count = 8
 
 
-# KID lives beside FID in the registry's module: re-exported here.
-from metrics.kid import KID, PatchKID  # noqa: E402
-
-__all__ = ["FID", "PatchFID", "KID", "PatchKID", "frechet_distance", "mean_and_covariance"]
+__all__ = ["FID", "PatchFID", "frechet_distance", "mean_and_covariance"]

@@ -31,11 +31,11 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in [
                module="metrics.clip_score", description="100 * max(cos(image, text), 0), mean over images (s6)"),
     MetricInfo("aesthetics", "Aesthetics", True, weights=("clip-vit-l-14", "aesthetic-head"), published=True,
                module="metrics.aesthetics", description="LAION improved aesthetic predictor v2 (s7)"),
-    MetricInfo("kid", "KID", False, needs=("reference",), weights=("inception",), module="metrics.fid",
+    MetricInfo("kid", "KID", False, needs=("reference",), weights=("inception",), module="metrics.kid",
                description="Kernel Inception Distance (unbiased MMD, cubic polynomial kernel)"),
     MetricInfo("patch_fid", "patch-FID", False, needs=("reference",), weights=("inception",), module="metrics.fid",
                description="FID over seeded 299x299 crops at native resolution"),
-    MetricInfo("patch_kid", "patch-KID", False, needs=("reference",), weights=("inception",), module="metrics.fid",
+    MetricInfo("patch_kid", "patch-KID", False, needs=("reference",), weights=("inception",), module="metrics.kid",
                description="KID over the same crops as patch-FID"),
 ]}
 
