@@ -58,6 +58,11 @@ class ResolvedWeight:
     def describe(self) -> str:
         return self.source
 
+    @property
+    def label(self) -> str:
+        """Where it came from without this machine's folders, for results files that are shared."""
+        return f"{self.source.split(' ', 1)[0]} {self.path.name}"
+
 
 _OPENCLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 

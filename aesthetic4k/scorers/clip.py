@@ -79,7 +79,7 @@ class CLIPScoreScorer(Scorer):
         return {"clip_score": float(self.metric.compute()), "clip_truncated": int(self.metric.truncated)}
 
     def settings(self) -> dict:
-        return {"clip_model": self.model_name, "clip_weights": self.resolved.source,
+        return {"clip_model": self.model_name, "clip_weights": self.resolved.label,
                 "clip_context_length": self.metric.context_length,
                 "clip_score_formula": "100*max(cos,0), mean over images", **_versions()}
 
@@ -113,8 +113,8 @@ class AestheticsScorer(Scorer):
         return {"aesthetics": float(self.metric.compute())}
 
     def settings(self) -> dict:
-        return {"aesthetics_model": self.model_name, "aesthetics_clip_weights": self.resolved_clip.source,
-                "aesthetic_head": self.resolved_head.source, **_versions()}
+        return {"aesthetics_model": self.model_name, "aesthetics_clip_weights": self.resolved_clip.label,
+                "aesthetic_head": self.resolved_head.label, **_versions()}
 
     def close(self) -> None:
         self.metric = None

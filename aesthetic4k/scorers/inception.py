@@ -230,7 +230,7 @@ class _InceptionScorer(Scorer):
     def settings(self) -> dict:
         out = {"fid_protocol": self.options.fid_protocol, "fid_size": self.options.size,
                "fid_resize": PAPER_RESIZE if self.options.fid_protocol == "paper" else CLEAN_RESIZE,
-               "inception": self.service.resolved.source,
+               "inception": self.service.resolved.label,
                "inception_sha256": weights.sha256_of(self.service.resolved.path)[:16], **_versions()}
         if self.kind == "patches":
             out.update(patch_count=self.options.patch_count, patch_seed=self.options.patch_seed,
