@@ -26,6 +26,7 @@ from aesthetic4k.data.images import save_atomic
 from aesthetic4k.errors import ImageError, UserError
 from aesthetic4k.generators.base import GeneratorOptions
 from aesthetic4k.scoring import Item, MetricUnavailable, ScoringOptions, build_scorer
+from metrics.cache import cache_root
 from metrics.registry import METRICS, PUBLISHED
 
 JPEG_QUALITY = 95
@@ -177,10 +178,6 @@ class DetailPool:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "generator"
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("A4K_CACHE") or Path.home() / ".cache" / "aesthetic4k")
 
 
 def default_images_out(generator, dataset_name: str, size: int, seed: int) -> Path:

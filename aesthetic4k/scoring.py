@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from aesthetic4k.errors import UserError
+from aesthetic4k.errors import MetricUnavailable, UserError
 
 
 @dataclass
@@ -41,10 +41,6 @@ class ScoringOptions:
     patch_seed: int = 0
     clip_model: str = "ViT-B-16"
     extra: dict = field(default_factory=dict)
-
-
-class MetricUnavailable(UserError):
-    """A metric cannot run here (weights missing, ...): reported in the status column."""
 
 
 class Scorer:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
-from aesthetic4k.errors import UserError
+from metrics.errors import UserError
 from metrics.clip_model import LoadedClip, default_clip, image_embeddings
 
 HEAD_KEYS = frozenset(f"layers.{i}.{p}" for i in (0, 2, 4, 6, 7) for p in ("weight", "bias"))
@@ -57,8 +57,8 @@ def load_aesthetic_head(path: Union[str, Path], device="cpu") -> AestheticHead:
 
 
 def default_head(head=None, device="cpu") -> AestheticHead:
-    """The head file resolved by ``aesthetic4k.weights`` (an explicit path wins), sha256-checked."""
-    from aesthetic4k import weights
+    """The head file resolved by ``metrics.weights`` (an explicit path wins), sha256-checked."""
+    from metrics import weights
 
     return load_aesthetic_head(weights.resolve("aesthetic-head", str(head) if head else None).path, device)
 

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import torch
 
-from aesthetic4k.errors import UserError
+from metrics.errors import UserError
 
 _LOADED: dict = {}
 
@@ -79,8 +79,8 @@ def load_clip(model_name: str, checkpoint, device="cpu", quick_gelu: Optional[bo
 
 
 def default_clip(model_name: str = "ViT-B-16", checkpoint=None, device="cpu") -> LoadedClip:
-    """open_clip ``model_name`` with weights resolved by ``aesthetic4k.weights`` (or ``checkpoint``)."""
-    from aesthetic4k import weights
+    """open_clip ``model_name`` with weights resolved by ``metrics.weights`` (or ``checkpoint``)."""
+    from metrics import weights
 
     resolved = weights.resolve(weights.clip_weight_name(model_name), str(checkpoint) if checkpoint else None)
     return load_clip(model_name, resolved.path, device=device)

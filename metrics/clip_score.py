@@ -14,7 +14,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torchmetrics import Metric
 
-from aesthetic4k.errors import UserError
+from metrics.errors import UserError
 from metrics.clip_model import LoadedClip, default_clip, image_embeddings
 
 

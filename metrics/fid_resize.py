@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from aesthetic4k.errors import UserError
+from metrics.errors import UserError
 from metrics.inception import INPUT_SIZE
 
 PROTOCOLS = ("paper", "clean")

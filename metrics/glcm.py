@@ -268,7 +268,7 @@ def _grid(gray: np.ndarray):
         raise ValueError(f"expected a 2-D uint8 grey image, got {gray.dtype} {gray.shape}")
     rows, cols = gray.shape[0] // PATCH, gray.shape[1] // PATCH
     if rows == 0 or cols == 0:
-        from aesthetic4k.errors import ImageError
+        from metrics.errors import ImageError
 
         raise ImageError("<image>", f"{gray.shape[1]}x{gray.shape[0]} is smaller than one {PATCH}x{PATCH} patch")
     return rows, cols

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aesthetic4k.errors import ImageError
+from metrics.errors import ImageError
 
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # keep libpng/libjpeg warnings off the terminal
 

@@ -20,8 +20,8 @@ _NETWORKS: dict = {}
 
 
 def default_inception(path: Optional[Union[str, Path]] = None, device="cpu") -> nn.Module:
-    """The FID Inception resolved by ``aesthetic4k.weights`` (or from ``path``), loaded once per process."""
-    from aesthetic4k import weights
+    """The FID Inception resolved by ``metrics.weights`` (or from ``path``), loaded once per process."""
+    from metrics import weights
 
     resolved = weights.resolve("inception", str(path) if path else None)
     skeleton = weights.package_path(*weights.SPECS["inception"].package_file)

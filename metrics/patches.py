@@ -17,7 +17,7 @@ import hashlib
 import numpy as np
 import torch
 
-from aesthetic4k.errors import UserError
+from metrics.errors import UserError
 from metrics.inception import INPUT_SIZE
 
 

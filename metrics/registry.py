@@ -14,7 +14,7 @@ class MetricInfo:
     title: str                # human-readable name
     higher_is_better: bool
     needs: tuple = ()         # extra inputs beyond the generated image: "reference", "prompt"
-    weights: tuple = ()       # weight files it loads (names known to aesthetic4k.weights)
+    weights: tuple = ()       # weight files it loads (names known to metrics.weights)
     published: bool = False   # one of the five metrics of the Aesthetic-4K paper
     module: str = ""
     description: str = ""
@@ -44,7 +44,7 @@ PUBLISHED = [name for name, info in METRICS.items() if info.published]
 
 def parse_metric_list(text: str) -> list[str]:
     """Split a comma list of metric names, rejecting unknown ones with the list of known names."""
-    from aesthetic4k.errors import UserError
+    from metrics.errors import UserError
 
     names = [part.strip() for part in text.split(",") if part.strip()]
     unknown = [n for n in names if n not in METRICS]

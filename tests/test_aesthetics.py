@@ -31,7 +31,7 @@ def direct_head(state, embeddings):
 
 @needs_head
 def test_real_head_has_expected_keys_digest_and_gives_finite_scores():
-    from aesthetic4k.weights import resolve
+    from metrics.weights import resolve
     from metrics.aesthetics import HEAD_KEYS, load_aesthetic_head
 
     resolved = resolve("aesthetic-head", str(HEAD_FILE))       # explicit path: sha256 checked
@@ -93,7 +93,7 @@ def test_scorer_resolves_weights_and_reports(checkpoint, tmp_path, monkeypatch):
 
 
 def test_wrong_head_files_are_rejected(tmp_path):
-    from aesthetic4k.weights import WeightUnavailable, resolve
+    from metrics.weights import WeightUnavailable, resolve
     from metrics.aesthetics import load_aesthetic_head
 
     other = tmp_path / "other.pth"

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from aesthetic4k.weights import SPECS, package_path
+from metrics.weights import SPECS, package_path
 
 fidelity_resize = pytest.importorskip("torch_fidelity.interpolate_compat_tensorflow")
 tm_fid = pytest.importorskip("torchmetrics.image.fid")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from aesthetic4k.errors import UserError
-from aesthetic4k.weights import SPECS, package_path
+from metrics.weights import SPECS, package_path
 
 fidelity_inception = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
 fidelity_resize = pytest.importorskip("torch_fidelity.interpolate_compat_tensorflow")

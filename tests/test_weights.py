@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from aesthetic4k import weights
-from aesthetic4k.weights import WeightUnavailable, describe, resolve
+from metrics import weights
+from metrics.weights import WeightUnavailable, describe, resolve
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -112,7 +112,7 @@ def test_describe_lists_every_metric_weight(isolated):
 
 
 def test_describe_does_not_import_torch():
-    code = ("import sys, aesthetic4k.weights as w; w.describe(); "
+    code = ("import sys, metrics.weights as w; w.describe(); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -90,7 +90,7 @@ def _list_metrics():
 
 
 def _list_weights(overrides, allow_download):
-    from aesthetic4k.weights import describe
+    from metrics.weights import describe
 
     for entry in describe(overrides, allow_download=allow_download or None):
         where = entry.get("source") or entry.get("reason", "")

@@ -99,9 +99,11 @@ def open_dataset(spec: str, size: int = 2048, split: str = "eval") -> MetadataDa
         raise UserError(f"size must be positive, got {size}")
     spec = str(spec)
     if spec == SAMPLE_SPEC:
-        from aesthetic4k.data.sample import sample_dataset
+        from aesthetic4k.data.sample import SAMPLE_NOTE, materialise_sample
 
-        return sample_dataset(size, split=split)
+        # both splits of the sample set are the same 8 images
+        return MetadataDataset(materialise_sample(size) / METADATA_NAME, SAMPLE_SPEC, size, split, is_sample=True,
+                               description=SAMPLE_NOTE)
     if spec == HUB_SPEC:
         from aesthetic4k.data.hub import hub_folder
 

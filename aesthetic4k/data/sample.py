@@ -13,22 +13,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from aesthetic4k.data.datasets import SAMPLE_SPEC, MetadataDataset
 from aesthetic4k.data.metadata import METADATA_NAME, write_metadata
 from aesthetic4k.errors import UserError
+from metrics.cache import cache_root
 
 MIN_SIZE = 256
 SAMPLE_NOTE = ("aesthetic4k built-in sample: 8 procedurally rendered scenes for smoke tests. "
                "It is NOT the Aesthetic-4K benchmark; numbers measured on it are not comparable to published ones.")
 INFO_NAME = "sample.json"
-
-
-def cache_root() -> Path:
-    """The toolkit's cache folder: $A4K_CACHE, else $XDG_CACHE_HOME/aesthetic4k, else ~/.cache/aesthetic4k."""
-    if os.environ.get("A4K_CACHE"):
-        return Path(os.environ["A4K_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "aesthetic4k"
 
 
 def sample_folder(size: int) -> Path:
@@ -61,7 +53,7 @@ def _render_into(folder: Path, size: int, progress: bool) -> None:
         # JPEG q95 like the published references and like generated images (PROTOCOL.md s2)
         save_atomic(Image.fromarray(render_scene(index, size)), folder / "images" / f"{scene.stem}.jpg", quality=95)
     write_metadata(folder / METADATA_NAME, [(f"images/{scene.stem}.jpg", scene.caption) for scene in SCENES])
-    info = {"name": SAMPLE_SPEC, "smoke_test": True, "note": SAMPLE_NOTE, "size": size, "images": len(SCENES),
+    info = {"name": "sample", "smoke_test": True, "note": SAMPLE_NOTE, "size": size, "images": len(SCENES),
             "renderer_version": RENDERER_VERSION, "seed": 0, "format": "JPEG quality 95"}
     (folder / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     (folder / "README.txt").write_text(SAMPLE_NOTE + "\n", encoding="utf-8")
@@ -96,10 +88,3 @@ def materialise_sample(size: int = 2048, progress: bool = True) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
-
-
-def sample_dataset(size: int = 2048, split: str = "eval") -> MetadataDataset:
-    """The sample set as a dataset named "sample" (``is_sample`` True); both splits are the same 8 images."""
-    folder = materialise_sample(size)
-    return MetadataDataset(folder / METADATA_NAME, SAMPLE_SPEC, size, split, is_sample=True,
-                           description=SAMPLE_NOTE)

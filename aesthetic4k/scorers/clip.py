@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from aesthetic4k import weights
+from metrics import weights
 from aesthetic4k.errors import UserError
 from aesthetic4k.scoring import Item, MetricUnavailable, Scorer, ScoringOptions
 

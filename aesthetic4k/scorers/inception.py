@@ -23,7 +23,7 @@ from typing import Optional
 
 import numpy as np
 
-from aesthetic4k import weights
+from metrics import weights
 from aesthetic4k.atomic import atomic_path
 from aesthetic4k.errors import UserError
 from aesthetic4k.scoring import Item, MetricUnavailable, Scorer, ScoringOptions

@@ -25,13 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from aesthetic4k.errors import UserError
+from metrics.cache import cache_root
+from metrics.errors import UserError, WeightUnavailable
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
-
-
-class WeightUnavailable(UserError):
-    """No source provides a weight file; the message says what is missing and how to provide it."""
 
 
 @dataclass(frozen=True)
@@ -118,14 +115,6 @@ def spec_for(name: str) -> WeightSpec:
 
 # ---------------------------------------------------------------------------------------------
 # folders
-
-def cache_root() -> Path:
-    """The aesthetic4k user cache: ``$A4K_CACHE`` or ``$XDG_CACHE_HOME/aesthetic4k`` (~/.cache)."""
-    if os.environ.get("A4K_CACHE"):
-        return Path(os.environ["A4K_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "aesthetic4k"
-
 
 def weights_cache() -> Path:
     return cache_root() / "weights"
