@@ -341,7 +341,8 @@ class Run:
             good.append(item)
         if needs_pixels:
             self._load_pixels(good)
-        rows = [{"stem": it.stem, "file": str(it.image_path),
+        rows = [{"stem": it.stem, "file": str(it.image_path), "prompt": it.prompt,
+                 "reference": str(it.reference_path) if it.reference_path else None,
                  **{k: v for k, v in it.detail.items() if k != "file_bytes"}} for it in good]
         for scorer in scorers.values():
             for row, values in zip(rows, scorer.add(good) or [{}] * len(good)):
@@ -403,6 +404,8 @@ class Run:
         row = {"generator": generator.name, "dataset": dataset_name, "size": config.size,
                "n_images": len(per_image)}
         settings = {"generator": dict(getattr(generator, "defaults", {}) or {}), "seed": config.seed}
+        if config.report:
+            settings["report"] = str(config.report)
         sources = {k: sum(r.get(k, 0) for r in self.ranks.gather(self.pixel_sources)) for k in self.pixel_sources}
         if sources["memory"] or sources["file"]:
             settings["model_metric_pixels"] = sources

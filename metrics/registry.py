@@ -19,6 +19,20 @@ class MetricInfo:
     module: str = ""
     description: str = ""
 
+    @property
+    def better(self) -> str:
+        """ "higher" or "lower": the word every table and message uses for the direction."""
+        return "higher" if self.higher_is_better else "lower"
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+    @property
+    def label(self) -> str:
+        """Title with its direction arrow, e.g. "FID ↓"."""
+        return f"{self.title} {self.arrow}"
+
 
 METRICS: dict[str, MetricInfo] = {m.name: m for m in [
     MetricInfo("glcm_score", "GLCM Score", True, published=True, module="metrics.glcm",
