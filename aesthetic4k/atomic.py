@@ -31,3 +31,15 @@ def atomic_path(path: str | os.PathLike):
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_atomic(path: str | os.PathLike, write) -> None:
+    """Call ``write(handle)`` on a temporary UTF-8 text file beside ``path``, then rename it over ``path``."""
+    from aesthetic4k.errors import UserError
+
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UserError(f"{path}: folder {folder} does not exist")
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        write(handle)

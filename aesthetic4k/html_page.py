@@ -143,9 +143,9 @@ def page(title: str, subtitle: str, body: str, extra_style: str = "", script: st
 
 
 def write_page(path, write) -> None:
-    """Write a generated page atomically (``results.write_atomic``)."""
+    """Write a generated page atomically (``atomic.write_atomic``)."""
     from aesthetic4k.errors import UserError
-    from aesthetic4k.results import write_atomic
+    from aesthetic4k.atomic import write_atomic
 
     try:
         write_atomic(path, write)

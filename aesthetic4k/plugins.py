@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 from aesthetic4k.errors import UserError
+from metrics.errors import did_you_mean, first_line
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,7 @@ class Registry:
     group: str           # entry-point group of third-party plugins
     builtins: dict       # name -> ("module:factory", description)
     method: str          # the method a component must have ("generate", "caption")
+    also_known: tuple = ()   # names handled before this registry is asked (named in "unknown" messages)
 
     def plugins(self) -> dict:
         return {ep.name: ep for ep in entry_points(group=self.group)}
@@ -43,15 +46,25 @@ class Registry:
         return obj
 
     def _instantiate(self, obj, argument, options, spec):
-        # a plugin may be a ready object, a class, or a factory function
+        # a plugin may be a ready object, a class, or a factory taking (argument, options) or nothing
         if hasattr(obj, self.method) and not isinstance(obj, type):
             return obj
         if not callable(obj):
             raise UserError(f"{self.kind} {spec}: {obj!r} is neither a {self.kind} nor a factory")
         try:
-            return obj(argument, options)
+            signature = inspect.signature(obj)
+            signature.bind(argument, options)
+            args = (argument, options)
         except TypeError:
-            return obj()
+            args = ()                      # a factory that takes no arguments
+        except ValueError:                 # no signature to read (some builtins): assume the full form
+            args = (argument, options)
+        try:
+            return obj(*args)
+        except (UserError, KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # the plugin's own failure, reported as such
+            raise UserError(f"{self.kind} {spec}: failed to start ({type(exc).__name__}: {first_line(exc)})") from None
 
     def create(self, spec: str, options):
         """Build the component named by ``spec``, or raise UserError listing what is available."""
@@ -68,8 +81,9 @@ class Registry:
         elif argument and _importable(name):
             component = self._instantiate(self._load(spec, spec), None, options, spec)
         else:
-            raise UserError(f"unknown {self.kind} {spec!r}; available: {', '.join(self.available())}, "
-                            "or module:attribute")
+            known = [*self.also_known, *self.available()]
+            raise UserError(f"unknown {self.kind} {spec!r}{did_you_mean(name, known)} "
+                            f"(available: {', '.join(known)}, or module:attribute)")
         if not hasattr(component, self.method):
             raise UserError(f"{self.kind} {spec}: object has no {self.method}() method")
         return component

@@ -1,24 +1,30 @@
-"""results.csv: one row per (generator, dataset, size) run, replaced in place on re-runs.
+"""results.csv: one row per run, replaced in place on re-runs; safe under concurrent writers.
 
-Writes go to a temporary file in the same folder followed by an atomic rename, so a
-crash or Ctrl-C never leaves a partial file and never loses the rows of earlier runs.
+A row is keyed by (generator, dataset, size); folder runs name their folder in the generator
+cell (``folder:gen``), so two folders keep two rows. Every update is a read-merge-write under an
+exclusive lock (``.<name>.lock`` beside the file), written to a temporary file and renamed, so
+concurrent runs never lose each other's rows and a crash never leaves a partial file.
 """
 from __future__ import annotations
 
 import csv
 import math
 import os
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from aesthetic4k.atomic import atomic_path
 from aesthetic4k.errors import UserError
+from metrics.registry import PUBLISHED, result_columns
 
 KEY_COLUMNS = ["generator", "dataset", "size"]
-# The columns DESIGN.md promises, in this order, first in every file.
-CORE_COLUMNS = KEY_COLUMNS + ["n_images", "glcm_score", "compression_ratio", "fid", "clip_score", "aesthetics"]
-EXTRA_COLUMNS = ["kid", "kid_std", "patch_fid", "patch_kid", "clip_truncated"]
+# The columns docs/design.md promises, in this order, first in every file; then the extras.
+CORE_COLUMNS = KEY_COLUMNS + ["n_images"] + PUBLISHED
+EXTRA_COLUMNS = [c for c in result_columns() if c not in CORE_COLUMNS]
 INFO_COLUMNS = ["status", "settings", "toolkit_version", "date"]
 COLUMNS = CORE_COLUMNS + EXTRA_COLUMNS + INFO_COLUMNS
+LOCK_WAIT_NOTICE = 2.0   # seconds before saying that another run holds the lock
 
 
 def format_value(value) -> str:
@@ -59,18 +65,55 @@ def row_key(row: dict) -> tuple[str, str, str]:
     return tuple(str(row.get(c, "") or "") for c in KEY_COLUMNS)
 
 
-def write_atomic(path: str | os.PathLike, write) -> None:
-    """Call ``write(handle)`` on a temporary text file beside ``path``, then rename it over ``path``."""
+def check_writable(path: Path, what: str) -> None:
+    """Fail now, before any work, if ``path`` cannot be written (folder missing, read-only, a folder)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise UserError(f"{path}: folder {folder} does not exist")
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        write(handle)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, expected a {what} file")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"{path}: {what} file is read-only; refusing to replace it")
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"{path}: cannot write in {folder} (permission denied)")
 
 
-def upsert_row(path: str | os.PathLike, row: dict) -> None:
-    """Insert ``row`` into the results file, replacing a row with the same generator/dataset/size."""
+@contextmanager
+def locked(path: str | os.PathLike):
+    """Hold an exclusive lock on the results file ``path`` (a ``.<name>.lock`` file beside it)."""
+    import fcntl
+
+    path = Path(path)
+    lock_path = path.with_name(f".{path.name}.lock")
+    try:
+        handle = open(lock_path, "a+")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot create the lock file {lock_path} ({exc.strerror or exc})") from None
+    try:
+        started = time.monotonic()
+        told = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not told and time.monotonic() - started > LOCK_WAIT_NOTICE:
+                    import sys
+
+                    print(f"waiting for another run writing {path} ...", file=sys.stderr, flush=True)
+                    told = True
+                time.sleep(0.05)
+            except OSError as exc:
+                raise UserError(f"{path}: the file system cannot lock files ({exc.strerror or exc}); write results "
+                                "on a local disk so that concurrent runs cannot lose rows") from None
+        yield
+    finally:
+        handle.close()   # releases the lock
+
+
+def merge_row(path: str | os.PathLike, row: dict) -> tuple[list[str], list[dict]]:
+    """The file's columns and rows with ``row`` put in place of the row with its key (or appended)."""
     header, rows = read_rows(path)
     cells = {k: format_value(v) for k, v in row.items()}
     columns = list(COLUMNS)
@@ -88,30 +131,35 @@ def upsert_row(path: str | os.PathLike, row: dict) -> None:
         kept.append(old)
     if not placed:
         kept.append(cells)
-    rows = kept
+    return columns, kept
 
-    def write(handle):
+
+def write_csv(path: str | os.PathLike, columns: list[str], rows: list[dict], format_cells: bool = False) -> None:
+    """Write a whole CSV table to ``path`` (a temporary file the caller renames, or via write_table)."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for r in rows:
-            writer.writerow({c: r.get(c, "") or "" for c in columns})
+            writer.writerow({c: format_value(r.get(c)) if format_cells else (r.get(c, "") or "") for c in columns})
 
-    try:
-        write_atomic(path, write)
-    except PermissionError as exc:
-        raise UserError(f"{path}: cannot write results ({exc.strerror})") from None
+
+def upsert_row(path: str | os.PathLike, row: dict) -> None:
+    """Insert ``row`` into the results file under its lock, replacing the row with the same key."""
+    check_writable(Path(path), "results")
+    with locked(path):
+        columns, rows = merge_row(path, row)
+        try:
+            with atomic_path(path) as tmp:
+                write_csv(tmp, columns, rows)
+        except PermissionError as exc:
+            raise UserError(f"{path}: cannot write results ({exc.strerror})") from None
 
 
 def write_table(path: str | os.PathLike, columns: list[str], rows: list[dict]) -> None:
     """Write a whole CSV table atomically (per-image files)."""
-
-    def write(handle):
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({c: format_value(r.get(c)) for c in columns})
-
+    check_writable(Path(path), "CSV")
     try:
-        write_atomic(path, write)
+        with atomic_path(path) as tmp:
+            write_csv(tmp, columns, rows, format_cells=True)
     except PermissionError as exc:
         raise UserError(f"{path}: cannot write ({exc.strerror})") from None

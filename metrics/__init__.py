@@ -1,8 +1,10 @@
-"""Aesthetic-4K metrics, importable on their own.
+"""Aesthetic-4K metrics, importable on their own (this package imports nothing from ``aesthetic4k``).
 
 One-image functions (numpy only): ``glcm_score(image)``, ``jpeg_size(image, quality=95)``.
-torchmetrics ``Metric`` classes (import torch on first use): ``GLCMScore``, ``CompressionRatio``,
-``FID``, ``KID``, ``PatchFID``, ``PatchKID``, ``CLIPScore``, ``Aesthetics``.
+Metric classes: ``GLCMScore``, ``CompressionRatio`` (no torch), and the torchmetrics ``Metric``
+classes ``FID``, ``KID``, ``PatchFID``, ``PatchKID``, ``CLIPScore``, ``Aesthetics`` (import torch
+on first use). Folder against folder (or saved statistics): ``compute_fid``, ``compute_kid``,
+``save_reference_stats``.
 """
 from importlib import import_module
 
@@ -20,6 +22,10 @@ _LAZY = {
     "PatchKID": "metrics.kid",
     "CLIPScore": "metrics.clip_score",
     "Aesthetics": "metrics.aesthetics",
+    "compute_fid": "metrics.folders",
+    "compute_kid": "metrics.folders",
+    "save_reference_stats": "metrics.folders",
+    "MetricSettings": "metrics.settings",
 }
 
 __all__ = ["glcm_score", "jpeg_size", "METRICS", *_LAZY]

@@ -14,9 +14,12 @@ from typing import Any, Optional
 
 import torch
 
-from metrics.errors import UserError
+from metrics.errors import MetricUnavailable, UserError, first_line
 
 _LOADED: dict = {}
+
+
+PRECISIONS = ("fp32", "fp16")
 
 
 @dataclass
@@ -26,6 +29,16 @@ class LoadedClip:
     tokenizer: Any
     model_name: str
     checkpoint: Path
+    precision: str = "fp32"
+
+    @property
+    def dtype(self):
+        return torch.float16 if self.precision == "fp16" else torch.float32
+
+    def identity(self) -> str:
+        """Which weights these are, cheaply (name, size, modification time): a key for feature caches."""
+        stat = self.checkpoint.stat()
+        return f"{self.model_name}:{self.checkpoint.name}:{stat.st_size}:{stat.st_mtime_ns}:{self.precision}"
 
     @property
     def context_length(self) -> int:
@@ -38,18 +51,25 @@ def has_openai_tag(model_name: str) -> bool:
     return "openai" in open_clip.list_pretrained_tags_by_model(model_name)
 
 
-def _load_openai_archive(model_name: str, checkpoint: Path, device):
+def _load_openai_archive(model_name: str, checkpoint: Path, device, precision: str):
     import open_clip
     from open_clip.transform import image_transform
 
-    model = open_clip.load_openai_model(str(checkpoint), precision="fp32", device=device)
+    model = open_clip.load_openai_model(str(checkpoint), precision=precision, device=device)
     size = model.visual.image_size
     preprocess = image_transform(size, is_train=False)   # OpenAI mean/std, bicubic, shorter side, center crop
     return model, preprocess
 
 
-def load_clip(model_name: str, checkpoint, device="cpu", quick_gelu: Optional[bool] = None) -> LoadedClip:
-    """Build open_clip ``model_name`` and load ``checkpoint`` into it (cached per process)."""
+def load_clip(model_name: str, checkpoint, device="cpu", quick_gelu: Optional[bool] = None,
+              precision: str = "fp32") -> LoadedClip:
+    """Build open_clip ``model_name`` and load ``checkpoint`` into it (cached per process).
+
+    ``precision="fp16"`` casts the weights to half precision, as the OpenAI ``clip.load`` on CUDA
+    that the upstream Aesthetics used.
+    """
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown CLIP precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     import open_clip
 
     from metrics.inception import is_torchscript
@@ -59,31 +79,43 @@ def load_clip(model_name: str, checkpoint, device="cpu", quick_gelu: Optional[bo
         raise UserError(f"unknown open_clip model {model_name!r}; see open_clip.list_models()")
     if quick_gelu is None:
         quick_gelu = has_openai_tag(model_name)
-    key = (model_name, str(checkpoint.resolve()), str(device), bool(quick_gelu))
+    key = (model_name, str(checkpoint.resolve()), str(device), bool(quick_gelu), precision)
     if key in _LOADED:
         return _LOADED[key]
     try:
         if is_torchscript(checkpoint):
-            model, preprocess = _load_openai_archive(model_name, checkpoint, device)
+            model, preprocess = _load_openai_archive(model_name, checkpoint, device, precision)
         else:
             model, _, preprocess = open_clip.create_model_and_transforms(
-                model_name, pretrained=str(checkpoint), device=device, precision="fp32",
+                model_name, pretrained=str(checkpoint), device=device, precision=precision,
                 force_quick_gelu=bool(quick_gelu))
     except (RuntimeError, KeyError, ValueError, OSError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{checkpoint}: cannot load as open_clip {model_name} weights ({first_line[:300]})") from None
+        raise UserError(f"{checkpoint}: cannot load as open_clip {model_name} weights ({first_line(exc)[:300]})"
+                        ) from None
     model.eval().requires_grad_(False)
-    loaded = LoadedClip(model, preprocess, open_clip.get_tokenizer(model_name), model_name, checkpoint)
+    loaded = LoadedClip(model, preprocess, open_clip.get_tokenizer(model_name), model_name, checkpoint, precision)
     _LOADED[key] = loaded
     return loaded
 
 
-def default_clip(model_name: str = "ViT-B-16", checkpoint=None, device="cpu") -> LoadedClip:
-    """open_clip ``model_name`` with weights resolved by ``metrics.weights`` (or ``checkpoint``)."""
+def resolve_clip(model_name: str, settings=None, checkpoint=None, precision: str = "fp32") -> LoadedClip:
+    """open_clip ``model_name`` with weights from ``checkpoint`` or resolved by ``metrics.weights``.
+
+    With ``settings`` (metrics.settings.MetricSettings) a missing weight or package is a
+    ``MetricUnavailable``: a run reports it and goes on.
+    """
     from metrics import weights
 
-    resolved = weights.resolve(weights.clip_weight_name(model_name), str(checkpoint) if checkpoint else None)
-    return load_clip(model_name, resolved.path, device=device)
+    name = weights.clip_weight_name(model_name)
+    explicit = str(checkpoint) if checkpoint else (settings.weights.get(name) if settings else None)
+    try:
+        resolved = weights.resolve(name, explicit, allow_download=settings.allow_download if settings else None)
+        return load_clip(model_name, resolved.path, device=settings.device if settings else "cpu",
+                         precision=precision)
+    except (ImportError, UserError) as exc:
+        if settings is None:
+            raise
+        raise MetricUnavailable.of(exc) from None
 
 
 def to_pil(image):
@@ -101,9 +133,14 @@ def to_pil(image):
     return Image.fromarray(array, "RGB")
 
 
+def prepare_image(clip: LoadedClip, image) -> torch.Tensor:
+    """One image -> the (3, S, S) float32 model input (shorter side to S, centre crop, CLIP normalisation)."""
+    return clip.preprocess(to_pil(image))
+
+
 @torch.inference_mode()
-def image_embeddings(clip: LoadedClip, images, device) -> torch.Tensor:
-    """L2-normalised image embeddings (N, D) float32."""
-    batch = torch.stack([clip.preprocess(to_pil(image)) for image in images]).to(device)
-    features = clip.model.encode_image(batch).float()
-    return torch.nn.functional.normalize(features, dim=-1)
+def encode_prepared(clip: LoadedClip, inputs: list, batch_size: int, device) -> torch.Tensor:
+    """Model inputs -> image embeddings (N, D) in the model's precision, not normalised, on the CPU."""
+    out = [clip.model.encode_image(torch.stack(inputs[start:start + batch_size]).to(device, clip.dtype)).cpu()
+           for start in range(0, len(inputs), batch_size)]
+    return torch.cat(out)

@@ -1,4 +1,4 @@
-"""CLIPScore (PROTOCOL.md s6): per image ``100 * max(cos(image, text), 0)``, averaged over images.
+"""CLIPScore (protocol s6): per image ``100 * max(cos(image, text), 0)``, averaged over images.
 
 Default model: open_clip ``ViT-B-16`` with OpenAI weights, the network torchmetrics used through
 ``openai/clip-vit-base-patch16``. Captions longer than the context (77 tokens) are truncated by
@@ -8,14 +8,17 @@ chosen by name.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import torch
 from torchmetrics import Metric
 
+from metrics.clip_model import LoadedClip, encode_prepared, prepare_image, resolve_clip
 from metrics.errors import UserError
-from metrics.clip_model import LoadedClip, default_clip, image_embeddings
+from metrics.pixel_input import DEFAULT_MAX_PIXELS, as_rgb_list
+from metrics.registry import METRICS
 
 
 def clip_score_from_embeddings(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
@@ -41,58 +44,117 @@ def is_truncated(tokenizer, text: str, context_length: int) -> bool:
 
 
 class CLIPScore(Metric):
-    """Mean CLIPScore over images; ``last_scores`` / ``last_truncated`` hold the latest batch's values."""
+    """Mean CLIPScore over images; ``per_image()`` gives every image's score in the order added."""
 
+    name = "clip_score"
     is_differentiable = False
-    higher_is_better = True
+    higher_is_better = METRICS["clip_score"].higher_is_better
     full_state_update = False
     plot_lower_bound = 0.0
     plot_upper_bound = 100.0
 
     def __init__(self, model_name: str = "ViT-B-16", checkpoint: Optional[Union[str, Path]] = None,
-                 clip: Optional[LoadedClip] = None, batch_size: int = 16, device="cpu", **kwargs):
+                 clip: Optional[LoadedClip] = None, batch_size: int = 16, device="cpu", normalize: bool = False,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, **kwargs):
         super().__init__(**kwargs)
-        self.clip = clip or default_clip(model_name, checkpoint, device=device)
+        self.clip = clip or resolve_clip(model_name, checkpoint=checkpoint)
         self.model = self.clip.model          # registered as a submodule: follows .to(device)
         self.batch_size = max(1, int(batch_size))
-        self.add_state("score_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("truncated", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-        self.last_scores = torch.zeros(0, dtype=torch.float64)
-        self.last_truncated: list[bool] = []
+        self.normalize = bool(normalize)
+        self.max_pixels = int(max_pixels)
+        self.add_state("scores", [], dist_reduce_fx="cat")
+        self.add_state("truncated", [], dist_reduce_fx="cat")     # per image: 1 if its caption was cut
+        if str(device) != "cpu":
+            self.to(device)
+
+    @classmethod
+    def from_settings(cls, settings):
+        clip = resolve_clip(settings.clip_model, settings)
+        return cls(settings.clip_model, clip=clip, batch_size=settings.batch_size, device=settings.device,
+                   max_pixels=settings.max_pixels)
 
     @property
     def context_length(self) -> int:
         return self.clip.context_length
 
-    @torch.inference_mode()
-    def _text_embeddings(self, texts: Sequence[str], device) -> torch.Tensor:
-        tokens = self.clip.tokenizer(list(texts)).to(device)
-        return torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1)
+    def feature_recipe(self) -> dict:
+        return {"network": "clip", "weights": self.clip.identity()}
 
-    def update(self, images, texts: Union[str, Sequence[str]]) -> None:
-        """Add images (H x W x 3 uint8 RGB arrays, (3, H, W) uint8 tensors or PIL images) and their captions."""
+    def _model_device(self):
+        return next(self.model.parameters()).device
+
+    def prepare(self, image, key=None) -> torch.Tensor:
+        """One H x W x 3 uint8 RGB image -> its model input."""
+        return prepare_image(self.clip, image)
+
+    def embed(self, inputs: list) -> list[torch.Tensor]:
+        """Model inputs -> one (1, D) float32 image embedding (not normalised) per image."""
+        if not inputs:
+            return []
+        return list(encode_prepared(self.clip, inputs, self.batch_size, self._model_device()).float().split(1))
+
+    def extract(self, images, keys=None) -> list[torch.Tensor]:
+        """One (1, D) image embedding per image (float32, not normalised)."""
+        return self.embed([self.prepare(image) for image in as_rgb_list(images, self.normalize, self.max_pixels)])
+
+    @torch.inference_mode()
+    def _text_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            tokens = self.clip.tokenizer(list(texts[start:start + self.batch_size])).to(self._model_device())
+            out.append(self.model.encode_text(tokens).float().cpu())
+        return torch.cat(out)
+
+    def update(self, images=None, texts: Union[str, Sequence[str], None] = None, features=None) -> None:
+        """Add images (any form of metrics/pixel_input.py) or their ``extract`` features, with their captions."""
         if isinstance(texts, str):
             texts = [texts]
-        if len(images) != len(texts):
-            raise UserError(f"CLIPScore got {len(images)} images but {len(texts)} captions")
-        if any(not isinstance(t, str) for t in texts):
+        if texts is None or any(not isinstance(t, str) for t in texts):
             raise UserError("CLIPScore needs a caption (str) for every image")
-        device = next(self.model.parameters()).device
-        scores = []
-        for start in range(0, len(texts), self.batch_size):
-            chunk_images = images[start:start + self.batch_size]
-            chunk_texts = texts[start:start + self.batch_size]
-            scores.append(clip_score_from_embeddings(image_embeddings(self.clip, chunk_images, device),
-                                                     self._text_embeddings(chunk_texts, device)).cpu())
-        scores = torch.cat(scores) if scores else torch.zeros(0, dtype=torch.float64)
-        truncated = [is_truncated(self.clip.tokenizer, t, self.context_length) for t in texts]
-        self.score_sum += scores.sum().to(self.score_sum.device)
-        self.count += len(texts)
-        self.truncated += sum(truncated)
-        self.last_scores, self.last_truncated = scores, truncated
+        if features is None:
+            if images is None:
+                raise ValueError("update needs images or features")
+            features = self.extract(images)
+        features = torch.cat(list(features)) if isinstance(features, (list, tuple)) else torch.as_tensor(features)
+        if features.shape[0] != len(texts):
+            raise UserError(f"CLIPScore got {features.shape[0]} images but {len(texts)} captions")
+        scores = clip_score_from_embeddings(features, self._text_embeddings(texts)) if len(texts) else \
+            torch.zeros(0, dtype=torch.float64)
+        self.scores.append(scores.to(self.device))
+        self.truncated.append(torch.tensor([is_truncated(self.clip.tokenizer, t, self.context_length) for t in texts],
+                                           dtype=torch.long, device=self.device))
+
+    @staticmethod
+    def _joined(state, dtype) -> torch.Tensor:
+        if isinstance(state, torch.Tensor):
+            return state
+        return torch.cat(state) if state else torch.zeros(0, dtype=dtype)
+
+    def per_image(self) -> torch.Tensor:
+        return self._joined(self.scores, torch.float64)
+
+    def per_image_values(self) -> dict:
+        """Per-image columns in the order added: the score and whether the caption was truncated."""
+        return {"clip_score": self.per_image().tolist(),
+                "clip_truncated": self._joined(self.truncated, torch.long).tolist()}
 
     def compute(self) -> torch.Tensor:
-        if int(self.count) == 0:
+        values = self.per_image()
+        if values.numel() == 0:
             raise ValueError("CLIPScore has no images")
-        return self.score_sum / self.count
+        return values.mean()
+
+    def summary(self) -> dict:
+        count = self.per_image().numel()
+        truncated = int(self._joined(self.truncated, torch.long).sum())
+        return {"clip_score": float(self.compute()) if count else math.nan, "clip_truncated": truncated}
+
+    def provenance(self) -> dict:
+        from importlib.metadata import version
+
+        return {"clip_model": self.clip.model_name, "clip_weights": self.clip.checkpoint.name,
+                "clip_context_length": self.context_length, "clip_score_formula": "100*max(cos,0), mean over images",
+                "open_clip_torch": version("open_clip_torch")}
+
+    def __repr__(self) -> str:
+        return f"CLIPScore(model_name={self.clip.model_name!r})"

@@ -1,109 +1,179 @@
-"""torchmetrics wrappers of the two fine-detail metrics: ``GLCMScore`` and ``CompressionRatio``.
+"""The two fine-detail metrics as torch-free metric classes: ``GLCMScore`` and ``CompressionRatio``.
 
-States are declared with ``add_state`` so they synchronise across processes (lists are
-concatenated, byte totals summed); per-image values stay available after ``compute``.
+Both read an image once through ``measure_files`` (decode, GLCM patch scores, JPEG byte count),
+which a run also calls directly to feed both metrics from one decode.
 """
 from __future__ import annotations
 
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Optional
+
 import numpy as np
-import torch
-from torchmetrics import Metric
 
 from metrics.compression import MODES, compression_ratio, encoder_settings, jpeg_bytes_of_rgb
+from metrics.errors import ImageError
 from metrics.glcm import PROPERTIES, glcm_patch_properties, glcm_patch_scores
 from metrics.image_input import read_image, to_gray
+from metrics.registry import METRICS
 
 
-def _as_images(images):
-    """Accept one path/array/tensor or a sequence of them; tensors are uint8 (N,)3,H,W in RGB."""
-    if isinstance(images, torch.Tensor):
-        if images.dtype != torch.uint8:
-            raise ValueError(f"expected uint8 image tensors, got {images.dtype}")
+@dataclass
+class DetailMeasurement:
+    path: str
+    width: int = 0
+    height: int = 0
+    file_bytes: int = 0
+    glcm_score: Optional[float] = None
+    glcm_patches: Optional[np.ndarray] = None
+    jpeg_bytes: Optional[int] = None
+    error: Optional[str] = None      # why the file cannot be used (the other fields are then empty)
+
+
+def measure(image, glcm: bool = True, jpeg_mode: Optional[str] = "jpeg95", keep_patches: bool = False,
+            prop: str = "entropy", quality: int = 95) -> DetailMeasurement:
+    """Decode one image once and measure what is asked for; a bad file gives ``error``, not an exception."""
+    name = str(image) if not isinstance(image, np.ndarray) else "<array>"
+    try:
+        decoded = read_image(image)
+    except ImageError as exc:
+        return DetailMeasurement(name, error=exc.reason)
+    height, width = decoded.bgr.shape[:2]
+    out = DetailMeasurement(name, width, height, decoded.file_bytes)
+    try:
+        if glcm:
+            gray = to_gray(decoded.bgr)
+            patches = glcm_patch_scores(gray) if prop == "entropy" else glcm_patch_properties(gray, prop)
+            out.glcm_score = float(np.mean(patches))
+            out.glcm_patches = patches if keep_patches else None
+        if jpeg_mode == "jpeg95":
+            out.jpeg_bytes = jpeg_bytes_of_rgb(decoded.rgb, quality)
+        elif jpeg_mode == "file":
+            if not decoded.file_bytes:
+                raise ImageError(name, "Compression Ratio mode 'file' needs image files, not arrays")
+            out.jpeg_bytes = decoded.file_bytes
+    except ImageError as exc:
+        return DetailMeasurement(name, error=exc.reason)
+    return out
+
+
+def measure_files(paths, glcm: bool = True, jpeg_mode: Optional[str] = "jpeg95", keep_patches: bool = False,
+                  workers: int = 1, prop: str = "entropy", max_pixels: int = 250_000_000):
+    """``measure`` over many images, in input order, with ``workers`` threads."""
+    paths = list(paths)
+    if workers <= 1 or len(paths) <= 1:
+        for path in paths:
+            yield measure(path, glcm, jpeg_mode, keep_patches, prop)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        yield from pool.map(lambda p: measure(p, glcm, jpeg_mode, keep_patches, prop), paths)
+
+
+def _as_images(images) -> list:
+    if isinstance(images, (str, np.ndarray)) or hasattr(images, "__fspath__"):
+        return [images]
+    if type(images).__module__.startswith("torch"):
         if images.ndim == 3:
             images = images[None]
         return [img.permute(1, 2, 0).cpu().numpy() for img in images]
-    if isinstance(images, (str, np.ndarray)) or hasattr(images, "__fspath__"):
-        return [images]
     return list(images)
 
 
-class GLCMScore(Metric):
-    """Mean GLCM Score of a set of images (PROTOCOL.md section 3); ``prop`` selects a classic variant."""
+class GLCMScore:
+    """Mean GLCM Score of a set of images (protocol s3); ``prop`` selects a classic variant."""
 
-    higher_is_better = True
-    is_differentiable = False
-    full_state_update = False
+    name = "glcm_score"
+    higher_is_better = METRICS["glcm_score"].higher_is_better
 
-    def __init__(self, prop: str = "entropy", **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, prop: str = "entropy"):
         if prop != "entropy" and prop not in PROPERTIES:
             raise ValueError(f"prop must be 'entropy' or one of {', '.join(PROPERTIES)}")
         self.prop = prop
-        self.add_state("scores", default=[], dist_reduce_fx="cat")
+        self.scores: list[float] = []
 
-    def score_one(self, image) -> float:
-        gray = to_gray(read_image(image).bgr)
-        patches = glcm_patch_scores(gray) if self.prop == "entropy" else glcm_patch_properties(gray, self.prop)
-        return float(np.mean(patches))
+    @classmethod
+    def from_settings(cls, settings):
+        return cls()
 
-    def update(self, images=None, *, scores=None) -> None:
-        """Score ``images`` (paths, RGB arrays or uint8 tensors), or add ``scores`` computed elsewhere."""
-        if scores is None:
-            scores = [self.score_one(image) for image in _as_images(images)]
-        self.scores.append(torch.as_tensor(list(scores), dtype=torch.float64))
+    def update(self, images) -> None:
+        """Score images (paths, H x W x 3 uint8 RGB arrays or uint8 tensors); a bad file raises ImageError."""
+        for m in measure_files(_as_images(images), glcm=True, jpeg_mode=None, prop=self.prop):
+            if m.error:
+                raise ImageError(m.path, m.error)
+            self.scores.append(m.glcm_score)
 
-    def per_image(self) -> torch.Tensor:
-        return torch.cat([torch.atleast_1d(s) for s in self.scores]) if self.scores else torch.zeros(0)
+    def add(self, measurements) -> None:
+        self.scores.extend(m.glcm_score for m in measurements)
 
-    def compute(self) -> torch.Tensor:
-        values = self.per_image() if isinstance(self.scores, list) else self.scores
-        if values.numel() == 0:
-            return torch.tensor(float("nan"), dtype=torch.float64)
-        return values.double().mean()
+    def per_image(self) -> list[float]:
+        return list(self.scores)
+
+    def per_image_values(self) -> dict:
+        return {"glcm_score": self.per_image()}
+
+    def compute(self) -> float:
+        return float(np.mean(self.scores)) if self.scores else math.nan
+
+    def summary(self) -> dict:
+        return {"glcm_score": self.compute()}
+
+    def provenance(self) -> dict:
+        return {"glcm": "entropy of distinct values, 64 levels, 64x64 patches, d=1-4, 4 angles, OpenCV grey"}
+
+    def reset(self) -> None:
+        self.scores = []
+
+    def __repr__(self) -> str:
+        return f"GLCMScore(prop={self.prop!r})"
 
 
-class CompressionRatio(Metric):
-    """``sum(H*W*3) / sum(JPEG bytes)`` over a set of images (PROTOCOL.md section 4)."""
+class CompressionRatio:
+    """``sum(H*W*3) / sum(JPEG bytes)`` over a set of images (protocol s4)."""
 
-    higher_is_better = False
-    is_differentiable = False
-    full_state_update = False
+    name = "compression_ratio"
+    higher_is_better = METRICS["compression_ratio"].higher_is_better
 
-    def __init__(self, mode: str = "jpeg95", quality: int = 95, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, mode: str = "jpeg95", quality: int = 95):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         self.mode = mode
         self.quality = quality
-        self.add_state("raw_bytes", default=torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
-        self.add_state("compressed_bytes", default=torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
-        self.add_state("image_bytes", default=[], dist_reduce_fx="cat")
+        self.reset()
 
-    def measure_one(self, image) -> tuple[int, int]:
-        """(raw RGB bytes, compressed bytes) of one image."""
-        decoded = read_image(image)
-        height, width = decoded.bgr.shape[:2]
-        if self.mode == "file":
-            if decoded.file_bytes == 0:
-                raise ValueError("mode 'file' needs image files, not arrays")
-            return height * width * 3, decoded.file_bytes
-        return height * width * 3, jpeg_bytes_of_rgb(decoded.rgb, self.quality)
+    @classmethod
+    def from_settings(cls, settings):
+        return cls(mode=settings.cr_mode)
 
-    def update(self, images=None, *, raw_bytes=None, compressed_bytes=None) -> None:
-        """Measure ``images``, or add per-image byte counts measured elsewhere (the worker processes)."""
-        if raw_bytes is None:
-            measured = [self.measure_one(image) for image in _as_images(images)]
-            raw_bytes = [raw for raw, _ in measured]
-            compressed_bytes = [compressed for _, compressed in measured]
-        self.raw_bytes += int(sum(raw_bytes))
-        self.compressed_bytes += int(sum(compressed_bytes))
-        self.image_bytes.append(torch.as_tensor(list(compressed_bytes), dtype=torch.int64))
+    def update(self, images) -> None:
+        for m in measure_files(_as_images(images), glcm=False, jpeg_mode=self.mode):
+            if m.error:
+                raise ImageError(m.path, m.error)
+            self.add([m])
 
-    def settings(self) -> dict:
+    def add(self, measurements) -> None:
+        for m in measurements:
+            self.raw_bytes += m.width * m.height * 3
+            self.image_bytes.append(int(m.jpeg_bytes))
+
+    def per_image_values(self) -> dict:
+        return {"jpeg_bytes": list(self.image_bytes)}
+
+    def compute(self) -> float:
+        return compression_ratio(self.raw_bytes, sum(self.image_bytes))
+
+    def summary(self) -> dict:
+        return {"compression_ratio": self.compute()}
+
+    def provenance(self) -> dict:
         info = {"cr_mode": self.mode}
         if self.mode == "jpeg95":
             info.update(encoder_settings(self.quality))
         return info
 
-    def compute(self) -> torch.Tensor:
-        return torch.tensor(compression_ratio(int(self.raw_bytes), int(self.compressed_bytes)), dtype=torch.float64)
+    def reset(self) -> None:
+        self.raw_bytes = 0
+        self.image_bytes: list[int] = []
+
+    def __repr__(self) -> str:
+        return f"CompressionRatio(mode={self.mode!r})"

@@ -24,4 +24,47 @@ class WeightUnavailable(UserError):
 
 
 class MetricUnavailable(UserError):
-    """A metric cannot run here (weights or a package missing); a run reports it and goes on."""
+    """A metric cannot run here (weights or a package missing); a run reports it and goes on.
+
+    ``short`` is the few words a results row records ("no weights"); the message says how to fix it.
+    """
+
+    def __init__(self, message: str, short: str = "unavailable"):
+        super().__init__(message)
+        self.short = short
+
+    @classmethod
+    def of(cls, exc: BaseException) -> "MetricUnavailable":
+        """The unavailability a loading failure means: missing weights, a missing package, or a bad file."""
+        if isinstance(exc, MetricUnavailable):
+            return exc
+        if isinstance(exc, WeightUnavailable):
+            return cls(str(exc), "no weights")
+        if isinstance(exc, ImportError):
+            return cls(f"a package is missing ({first_line(exc)})", "missing package")
+        return cls(str(exc), "cannot load weights")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none): for one-line reports."""
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+def did_you_mean(word: str, choices) -> str:
+    """ "; did you mean X?" for a near miss among ``choices``, else an empty string."""
+    import difflib
+
+    word, choices = str(word), [str(c) for c in choices]
+    close = [c for c in choices if word and c.startswith(word)] or \
+        difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Host or device out of memory (torch's OutOfMemoryError recognised without importing torch)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    return isinstance(exc, MemoryError) or (oom is not None and isinstance(exc, oom))

@@ -1,15 +1,19 @@
-"""FID and patch-FID as torchmetrics ``Metric`` classes (PROTOCOL.md s5).
+"""FID and patch-FID as torchmetrics ``Metric`` classes (protocol s5).
 
 States are running sums (feature sum and sum of outer products, float64), so memory does not
-grow with the number of images and states sum across processes. The Frechet distance is
+grow with the number of images and states sum across processes. Each ``update`` adds its batch
+in one step, so the same batches in the same order give the same bits. The Frechet distance is
 computed in float64 from the two Gaussians.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
 
 from metrics.inception_features import InceptionMetric
+from metrics.registry import METRICS
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
@@ -40,11 +44,13 @@ def mean_and_covariance(total: torch.Tensor, outer: torch.Tensor, count: int):
 class FID(InceptionMetric):
     """Frechet Inception Distance between real and generated images.
 
-    ``update(images, real=True|False)`` with H x W x 3 uint8 RGB arrays or (3, H, W) uint8
-    tensors (any size; each is brought to ``size x size`` then to 299 by ``protocol``), or
-    ``update(features=..., real=...)`` with precomputed (N, 2048) features.
+    ``update(images, real=True|False)`` with images in any form of metrics/pixel_input.py (any
+    size; each is brought to ``size x size`` then to 299 by ``protocol``), or
+    ``update(features=..., real=...)`` with features from ``extract``.
     """
 
+    name = "fid"
+    higher_is_better = METRICS["fid"].higher_is_better
     plot_lower_bound = 0.0
 
     def __init__(self, *args, **kwargs):
@@ -62,18 +68,28 @@ class FID(InceptionMetric):
         setattr(self, f"{side}_outer", getattr(self, f"{side}_outer") + features.T @ features)
         setattr(self, f"{side}_count", getattr(self, f"{side}_count") + features.shape[0])
 
+    def counts(self) -> tuple[int, int]:
+        return int(self.real_count), int(self.fake_count)
+
     def compute(self) -> torch.Tensor:
-        n_real, n_fake = int(self.real_count), int(self.fake_count)
+        n_real, n_fake = self.counts()
         if n_real < 2 or n_fake < 2:
-            raise ValueError(f"FID needs at least 2 real and 2 generated samples, got {n_real} and {n_fake}")
+            raise ValueError(f"{type(self).__name__} needs at least 2 real and 2 generated samples, "
+                             f"got {n_real} and {n_fake}")
         mu1, sigma1 = mean_and_covariance(self.real_sum, self.real_outer, n_real)
         mu2, sigma2 = mean_and_covariance(self.fake_sum, self.fake_outer, n_fake)
         return torch.tensor(frechet_distance(mu1, sigma1, mu2, sigma2), dtype=torch.float64)
+
+    def summary(self) -> dict:
+        """The results.csv cells (NaN when there are too few samples)."""
+        value = float(self.compute()) if min(self.counts()) >= 2 else math.nan
+        return {self.name: value}
 
 
 class PatchFID(FID):
     """FID over ``patch_count`` seeded 299 x 299 crops per image at ``size x size`` (metrics/patches.py)."""
 
+    name = "patch_fid"
     default_patch_count = 8
 
 

@@ -22,6 +22,13 @@ from metrics.errors import UserError
 from metrics.inception import INPUT_SIZE
 
 PROTOCOLS = ("paper", "clean")
+# each protocol's whole resize chain in words, recorded next to its numbers
+PROTOCOL_RESIZE = {
+    "paper": "shorter side to size (torchvision bilinear, antialias, uint8) + center crop, "
+             "then TF1 bilinear to 299 without antialias",
+    "clean": "shorter side to size (torchvision bilinear, antialias, uint8) + center crop, "
+             "then torch bilinear with antialias to 299",
+}
 
 
 def as_chw_uint8(image) -> torch.Tensor:

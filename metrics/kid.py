@@ -9,9 +9,14 @@ single subset the standard deviation is 0: on small sets (e.g. 195 images) KID i
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from metrics.inception_features import InceptionMetric
+from metrics.registry import METRICS
+
+KERNEL = "(x.y/d+1)^3, unbiased MMD^2"
 
 
 def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, degree: int = 3, coef: float = 1.0) -> torch.Tensor:
@@ -32,6 +37,8 @@ def unbiased_mmd2(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 class KID(InceptionMetric):
     """Kernel Inception Distance; ``compute()`` returns (mean, std) over subsets (std with 1/N)."""
 
+    name = "kid"
+    higher_is_better = METRICS["kid"].higher_is_better
     plot_lower_bound = 0.0
 
     def __init__(self, *args, subsets: int = 100, subset_size: int = 1000, seed: int = 0, **kwargs):
@@ -43,6 +50,11 @@ class KID(InceptionMetric):
         self.seed = int(seed)
         self.add_state("real_features", [], dist_reduce_fx="cat")
         self.add_state("fake_features", [], dist_reduce_fx="cat")
+
+    @classmethod
+    def from_settings(cls, settings, **extra):
+        return super().from_settings(settings, subsets=settings.kid_subsets, subset_size=settings.kid_subset_size,
+                                     seed=settings.patch_seed, **extra)
 
     def _accumulate(self, features: torch.Tensor, real: bool) -> None:
         (self.real_features if real else self.fake_features).append(features.float())
@@ -77,8 +89,24 @@ class KID(InceptionMetric):
         scores = torch.stack(scores)
         return scores.mean(), scores.std(unbiased=False)
 
+    def summary(self) -> dict:
+        """The results.csv cells: ``kid`` and ``kid_std`` (patch-KID: its mean only); NaN with too few samples."""
+        mean, std = self.compute() if self.effective_subset_size() >= 2 else (math.nan, math.nan)
+        cells = {self.name: float(mean), f"{self.name}_std": float(std)}
+        return {column: cells[column] for column in METRICS[self.name].columns}
+
+    def provenance(self) -> dict:
+        out = super().provenance()
+        used = self.effective_subset_size()
+        out.update(kid_kernel=KERNEL, kid_subsets=self.subsets, kid_subset_size=used, kid_seed=self.seed)
+        if used < self.subset_size:
+            out["kid_note"] = (f"fewer samples than subset size {self.subset_size}: "
+                               f"subsets of {used} (all samples), std not informative")
+        return out
+
 
 class PatchKID(KID):
     """KID over the same seeded 299 x 299 crops as PatchFID."""
 
+    name = "patch_kid"
     default_patch_count = 8

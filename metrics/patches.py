@@ -20,6 +20,9 @@ import torch
 from metrics.errors import UserError
 from metrics.inception import INPUT_SIZE
 
+PATCH_RECIPE = ("P crops of 299x299 at size x size (after the same resize/crop), corners uniform from "
+                "numpy PCG64 seeded by sha256(seed/stem); same corners for reference and generated image")
+
 
 def crop_positions(key: str, seed: int, count: int, height: int, width: int,
                    crop: int = INPUT_SIZE) -> np.ndarray:

@@ -1,22 +1,32 @@
-"""What every metric is: its results.csv column, direction and inputs (importable without torch).
+"""Every metric, declared once: name, direction, what it reads and needs, its result columns, its class.
 
-The leaderboard, `a4k-check` and `a4k-eval --list-metrics` read this table; the metric
-implementations live in the modules named by ``module``.
+Everything else is derived from this table: the results.csv columns, ``a4k-eval --list-metrics``,
+the leaderboard and ``a4k-check`` directions, which metrics a run can score, how a run feeds
+them. Importing this module does not import torch.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import import_module
+
+from metrics.errors import UserError, did_you_mean
+
+FILE, PIXELS = "file", "pixels"       # what a metric reads: the image file, or decoded pixels through a network
 
 
 @dataclass(frozen=True)
 class MetricInfo:
-    name: str                 # name used in --metrics and as the results.csv column
+    name: str                 # name used in --metrics; also its first results.csv column
     title: str                # human-readable name
     higher_is_better: bool
-    needs: tuple = ()         # extra inputs beyond the generated image: "reference", "prompt"
-    weights: tuple = ()       # weight files it loads (names known to metrics.weights)
+    implementation: str       # "module:Class" of the metric class
+    columns: tuple            # results.csv columns it fills, its value first
+    per_image: tuple = ()     # per-image columns it gives (the per-image CSV, the report)
+    reads: str = PIXELS       # FILE: computed from the image file; PIXELS: decoded pixels through a network
+    needs: tuple = ()         # inputs beyond the generated image: "reference" (paired images), "prompt"
+    distribution: bool = False  # compares two image distributions (FID-like): small sets mostly measure their size
+    weights: tuple = ()       # weight files it loads: names known to metrics.weights, or "clip:<settings field>"
     published: bool = False   # one of the five metrics of the Aesthetic-4K paper
-    module: str = ""
     description: str = ""
 
     @property
@@ -33,37 +43,62 @@ class MetricInfo:
         """Title with its direction arrow, e.g. "FID ↓"."""
         return f"{self.title} {self.arrow}"
 
+    def weight_names(self, settings=None) -> list[str]:
+        """The weight files this metric loads with ``settings`` (metrics.settings.MetricSettings)."""
+        from metrics.settings import MetricSettings
+        from metrics.weights import clip_weight_name
+
+        settings = settings or MetricSettings()
+        return [clip_weight_name(getattr(settings, w[5:])) if w.startswith("clip:") else w for w in self.weights]
+
+    def load_class(self):
+        """The metric class (importing it may import torch)."""
+        module, _, attribute = self.implementation.partition(":")
+        return getattr(import_module(module), attribute)
+
+
+_INCEPTION = ("inception",)
 
 METRICS: dict[str, MetricInfo] = {m.name: m for m in [
-    MetricInfo("glcm_score", "GLCM Score", True, published=True, module="metrics.glcm",
-               description="mean over 64x64 patches of the entropy of distinct GLCM values (PROTOCOL.md s3)"),
-    MetricInfo("compression_ratio", "Compression Ratio", False, published=True, module="metrics.compression",
-               description="raw RGB bytes / JPEG q95 bytes, ratio of sums (PROTOCOL.md s4)"),
-    MetricInfo("fid", "FID", False, needs=("reference",), weights=("inception",), published=True,
-               module="metrics.fid", description="Frechet Inception Distance, paper protocol (PROTOCOL.md s5)"),
-    MetricInfo("clip_score", "CLIPScore", True, needs=("prompt",), weights=("clip-vit-b-16",), published=True,
-               module="metrics.clip_score", description="100 * max(cos(image, text), 0), mean over images (s6)"),
-    MetricInfo("aesthetics", "Aesthetics", True, weights=("clip-vit-l-14", "aesthetic-head"), published=True,
-               module="metrics.aesthetics", description="LAION improved aesthetic predictor v2 (s7)"),
-    MetricInfo("kid", "KID", False, needs=("reference",), weights=("inception",), module="metrics.kid",
-               description="Kernel Inception Distance (unbiased MMD, cubic polynomial kernel)"),
-    MetricInfo("patch_fid", "patch-FID", False, needs=("reference",), weights=("inception",), module="metrics.fid",
-               description="FID over seeded 299x299 crops at native resolution"),
-    MetricInfo("patch_kid", "patch-KID", False, needs=("reference",), weights=("inception",), module="metrics.kid",
-               description="KID over the same crops as patch-FID"),
+    MetricInfo("glcm_score", "GLCM Score", True, "metrics.detail:GLCMScore", ("glcm_score",), ("glcm_score",),
+               reads=FILE, published=True,
+               description="mean over 64x64 patches of the entropy of distinct GLCM values (protocol s3)"),
+    MetricInfo("compression_ratio", "Compression Ratio", False, "metrics.detail:CompressionRatio",
+               ("compression_ratio",), ("jpeg_bytes",), reads=FILE, published=True,
+               description="raw RGB bytes / JPEG q95 bytes, ratio of sums (protocol s4)"),
+    MetricInfo("fid", "FID", False, "metrics.fid:FID", ("fid",), needs=("reference",), distribution=True,
+               weights=_INCEPTION, published=True, description="Frechet Inception Distance, paper protocol (protocol s5)"),
+    MetricInfo("clip_score", "CLIPScore", True, "metrics.clip_score:CLIPScore", ("clip_score", "clip_truncated"),
+               ("clip_score", "clip_truncated"), needs=("prompt",), weights=("clip:clip_model",), published=True,
+               description="100 * max(cos(image, text), 0), mean over images (protocol s6)"),
+    MetricInfo("aesthetics", "Aesthetics", True, "metrics.aesthetics:Aesthetics", ("aesthetics",), ("aesthetics",),
+               weights=("clip:aesthetics_model", "aesthetic-head"), published=True,
+               description="LAION improved aesthetic predictor v2 (protocol s7)"),
+    MetricInfo("kid", "KID", False, "metrics.kid:KID", ("kid", "kid_std"), needs=("reference",), distribution=True,
+               weights=_INCEPTION, description="Kernel Inception Distance (unbiased MMD, cubic polynomial kernel)"),
+    MetricInfo("patch_fid", "patch-FID", False, "metrics.fid:PatchFID", ("patch_fid",), needs=("reference",),
+               distribution=True, weights=_INCEPTION, description="FID over seeded 299x299 crops at native resolution"),
+    MetricInfo("patch_kid", "patch-KID", False, "metrics.kid:PatchKID", ("patch_kid",), needs=("reference",),
+               distribution=True, weights=_INCEPTION, description="KID over the same crops as patch-FID"),
 ]}
 
 PUBLISHED = [name for name, info in METRICS.items() if info.published]
 
 
+def result_columns() -> list[str]:
+    """Every results.csv column a metric fills: the published metrics' values first, then the rest."""
+    first = [METRICS[name].name for name in PUBLISHED]
+    rest = [c for info in METRICS.values() for c in info.columns if c not in first]
+    return first + list(dict.fromkeys(rest))
+
+
 def parse_metric_list(text: str) -> list[str]:
     """Split a comma list of metric names, rejecting unknown ones with the list of known names."""
-    from metrics.errors import UserError
-
     names = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [n for n in names if n not in METRICS]
-    if unknown:
-        raise UserError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(METRICS)}")
     if not names:
         raise UserError("--metrics is empty; available: " + ", ".join(METRICS))
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise UserError(f"unknown metric(s) {', '.join(unknown)}{did_you_mean(unknown[0], METRICS)} "
+                        f"(available: {', '.join(METRICS)})")
     return list(dict.fromkeys(names))

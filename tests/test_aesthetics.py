@@ -10,7 +10,7 @@ from tests.tiny_clip import TINY_CLIP_768, register_tiny_models, save_random_che
 
 open_clip = pytest.importorskip("open_clip")
 
-HEAD_FILE = Path(__file__).resolve().parents[2] / "shared" / "weights" / "sac+logos+ava1-l14-linearMSE.pth"
+from tests.conftest import AESTHETIC_HEAD as HEAD_FILE  # noqa: E402
 needs_head = pytest.mark.skipif(not HEAD_FILE.is_file(), reason=f"real aesthetic head not found at {HEAD_FILE}")
 
 
@@ -71,25 +71,57 @@ def test_tiny_clip_with_real_head_end_to_end(checkpoint):
 
 
 @needs_head
-def test_scorer_resolves_weights_and_reports(checkpoint, tmp_path, monkeypatch):
-    from aesthetic4k.scorers.clip import AestheticsScorer
-    from aesthetic4k.scoring import Item, MetricUnavailable, ScoringOptions
+def test_from_settings_resolves_weights_and_reports(checkpoint, tmp_path, monkeypatch):
+    from metrics.aesthetics import Aesthetics
+    from metrics.errors import MetricUnavailable
+    from metrics.settings import MetricSettings
 
-    options = ScoringOptions(weights={"clip-" + TINY_CLIP_768.lower(): str(checkpoint), "aesthetic-head": str(HEAD_FILE)},
-                             extra={"aesthetics_model": TINY_CLIP_768})
-    scorer = AestheticsScorer(options)
+    settings = MetricSettings(weights={"clip-" + TINY_CLIP_768.lower(): str(checkpoint),
+                                       "aesthetic-head": str(HEAD_FILE)}, aesthetics_model=TINY_CLIP_768)
+    metric = Aesthetics.from_settings(settings)
+    assert metric.precision == "fp32"                      # the CPU default
     image = np.full((64, 64, 3), 128, np.uint8)
-    rows = scorer.add([Item(stem="a", prompt=None, reference_path=None, image=image)])
-    assert np.isfinite(rows[0]["aesthetics"])
-    assert scorer.result()["aesthetics"] == pytest.approx(rows[0]["aesthetics"])
-    assert scorer.settings()["aesthetic_head"].startswith("path ")
+    metric.update(features=metric.extract([image]))
+    (value,) = metric.per_image_values()["aesthetics"]
+    assert np.isfinite(value) and metric.summary()["aesthetics"] == pytest.approx(value)
+    assert metric.provenance()["aesthetics_precision"] == "fp32"
 
     monkeypatch.setenv("A4K_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("A4K_AESTHETIC_HEAD", raising=False)
     monkeypatch.delenv("A4K_ALLOW_DOWNLOAD", raising=False)
-    del options.weights["aesthetic-head"]
-    with pytest.raises(MetricUnavailable, match=r"^unavailable: aesthetic-head weights not found.*A4K_AESTHETIC_HEAD"):
-        AestheticsScorer(options)
+    del settings.weights["aesthetic-head"]
+    with pytest.raises(MetricUnavailable, match=r"aesthetic-head weights not found.*A4K_AESTHETIC_HEAD"):
+        Aesthetics.from_settings(settings)
+
+
+@needs_head
+def test_fp16_precision_is_the_upstream_computation(checkpoint):
+    """fp16: half-precision CLIP, embedding normalised in numpy float16, then the float32 head (upstream)."""
+    from PIL import Image
+
+    from metrics.aesthetics import Aesthetics
+
+    pictures = [np.random.default_rng(i).integers(0, 256, (56, 72, 3), dtype=np.uint8) for i in range(3)]
+    half = Aesthetics(TINY_CLIP_768, checkpoint=checkpoint, head=HEAD_FILE, precision="fp16")
+    half.update(pictures)
+    full = Aesthetics(TINY_CLIP_768, checkpoint=checkpoint, head=HEAD_FILE, precision="fp32")
+    full.update(pictures)
+
+    # reference: the upstream steps written out with open_clip in half precision
+    model, _, preprocess = open_clip.create_model_and_transforms(TINY_CLIP_768, pretrained=str(checkpoint),
+                                                                 precision="fp16")
+    model.eval()
+    with torch.no_grad():
+        batch = torch.stack([preprocess(Image.fromarray(p)) for p in pictures]).half()
+        embedding = model.encode_image(batch).numpy()                  # float16
+    norm = np.linalg.norm(embedding, 2, axis=-1)
+    normalised = torch.from_numpy(embedding / norm[:, None]).float()
+    state = torch.load(HEAD_FILE, map_location="cpu", weights_only=True)
+    expected = direct_head(state, normalised)
+    assert torch.allclose(half.per_image(), expected, atol=1e-6)
+    # the two precisions differ, by little (measured on this tiny model: about 1e-3)
+    difference = (half.per_image() - full.per_image()).abs().max().item()
+    assert 0 < difference < 0.05
 
 
 def test_wrong_head_files_are_rejected(tmp_path):

@@ -1,4 +1,6 @@
 """CLIPScore: direct formula with a tiny open_clip model, properties, truncation, the a4k-eval scorer."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -58,8 +60,8 @@ def test_matches_direct_formula(checkpoint):
     cosine = torch.nn.functional.cosine_similarity(image_features.double(), text_features.double(), dim=-1)
     expected = (100 * cosine.clamp(min=0)).mean().item()
     assert ours == pytest.approx(expected, abs=1e-4)
-    assert metric.last_scores.shape == (5,)
-    assert int(metric.truncated) == 0
+    assert metric.per_image().shape == (5,)
+    assert metric.summary()["clip_truncated"] == 0
 
 
 def test_batch_size_and_update_split_do_not_change_the_result(checkpoint):
@@ -84,8 +86,8 @@ def test_long_captions_are_truncated_keeping_eot_and_counted(checkpoint):
     assert int(tokens[0, -1]) == tokenizer.eot_token_id          # end-of-text kept on the cut caption
     assert tokenizer.eot_token_id in tokens[1].tolist()
     metric.update(images(2), [LONG_CAPTION, CAPTIONS[0]])
-    assert int(metric.truncated) == 1
-    assert metric.last_truncated == [True, False]
+    assert metric.summary()["clip_truncated"] == 1
+    assert metric.per_image_values()["clip_truncated"] == [1, 0]
 
 
 def test_bad_input_is_a_user_error(checkpoint):
@@ -98,29 +100,60 @@ def test_bad_input_is_a_user_error(checkpoint):
         metric.update([np.zeros((8, 8, 3), np.float32)], ["x"])
 
 
-def test_scorer_end_to_end_and_unavailable(checkpoint, tmp_path, monkeypatch):
-    from aesthetic4k.scorers.clip import CLIPScoreScorer
-    from aesthetic4k.scoring import Item, MetricUnavailable, ScoringOptions
+def test_from_settings_features_and_unavailable(checkpoint, tmp_path, monkeypatch):
+    from metrics.clip_score import CLIPScore
+    from metrics.errors import MetricUnavailable
+    from metrics.settings import MetricSettings
 
     monkeypatch.setenv("A4K_" + WEIGHT.upper().replace("-", "_"), str(checkpoint))   # env source
-    scorer = CLIPScoreScorer(ScoringOptions(clip_model=TINY_CLIP, batch_size=2))
-    items = [Item(stem=f"s{i}", prompt=p, reference_path=None, image=im)
-             for i, (p, im) in enumerate(zip(CAPTIONS[:2] + [LONG_CAPTION], images(3)))]
-    rows = scorer.add(items)
-    assert [r["clip_truncated"] for r in rows] == [0, 0, 1]
-    result = scorer.result()
-    assert result["clip_truncated"] == 1
-    assert result["clip_score"] == pytest.approx(np.mean([r["clip_score"] for r in rows]))
-    settings = scorer.settings()
-    assert settings["clip_model"] == TINY_CLIP and settings["clip_weights"].startswith("env ")
-    with pytest.raises(UserError, match="needs a prompt"):
-        scorer.add([Item(stem="x", prompt=None, reference_path=None, image=images(1)[0])])
+    metric = CLIPScore.from_settings(MetricSettings(clip_model=TINY_CLIP, batch_size=2))
+    pictures, captions = images(3), CAPTIONS[:2] + [LONG_CAPTION]
+    features = metric.extract(pictures)                       # what a run caches per image
+    assert len(features) == 3 and features[0].shape[0] == 1
+    metric.update(features=features, texts=captions)
+    direct = CLIPScore(TINY_CLIP, checkpoint=checkpoint)
+    direct.update(pictures, captions)
+    assert torch.allclose(metric.per_image(), direct.per_image(), atol=1e-6)
+    assert metric.per_image_values()["clip_truncated"] == [0, 0, 1]
+    summary = metric.summary()
+    assert summary["clip_truncated"] == 1 and summary["clip_score"] == pytest.approx(float(direct.compute()))
+    assert metric.provenance()["clip_model"] == TINY_CLIP and repr(metric) == f"CLIPScore(model_name='{TINY_CLIP}')"
+    with pytest.raises(UserError, match="caption"):
+        metric.update(features=features[:1], texts=[None])
 
-    # the real model without its weights: a clear "unavailable", no download attempt
+    # the real model without its weights: a short reason for the row, the how-to in the message
     for var in ("A4K_CLIP_B16", "A4K_ALLOW_DOWNLOAD"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("A4K_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setenv("HOME", str(tmp_path))
-    with pytest.raises(MetricUnavailable, match=r"^unavailable: clip-vit-b-16 weights not found.*A4K_CLIP_B16"):
-        CLIPScoreScorer(ScoringOptions())
+    with pytest.raises(MetricUnavailable, match=r"clip-vit-b-16 weights not found.*A4K_CLIP_B16") as caught:
+        CLIPScore.from_settings(MetricSettings())
+    assert caught.value.short == "no weights"
+
+
+def test_input_conventions_match_torchmetrics(checkpoint):
+    """uint8 arrays, (3, H, W) / (N, 3, H, W) tensors, floats in [0, 1] with normalize=True, files: one score."""
+    from PIL import Image
+
+    from metrics.clip_score import CLIPScore
+
+    pictures = [p[:40, :40] for p in images(2, seed=5)]
+    reference = CLIPScore(TINY_CLIP, checkpoint=checkpoint)
+    reference.update(pictures, CAPTIONS[:2])
+    tensors = [torch.from_numpy(p).permute(2, 0, 1) for p in pictures]
+    as_floats = CLIPScore(TINY_CLIP, checkpoint=checkpoint, normalize=True)
+    # x / 255 then (x * 255) truncated to uint8 gives x back exactly for every x in 0..255
+    as_floats.update(torch.stack(tensors).double() / 255, CAPTIONS[:2])
+    as_list = CLIPScore(TINY_CLIP, checkpoint=checkpoint)
+    as_list.update(tensors, CAPTIONS[:2])
+    files = []
+    for i, p in enumerate(pictures):
+        files.append(str(Path(checkpoint).parent / f"p{i}.png"))
+        Image.fromarray(p).save(files[-1])
+    as_files = CLIPScore(TINY_CLIP, checkpoint=checkpoint)
+    as_files.update(files, CAPTIONS[:2])
+    for other in (as_floats, as_list, as_files):
+        assert torch.equal(other.per_image(), reference.per_image())
+    with pytest.raises(UserError, match="normalize=True"):
+        CLIPScore(TINY_CLIP, checkpoint=checkpoint).update(torch.stack(tensors).float() / 255, CAPTIONS[:2])

@@ -33,7 +33,8 @@ def test_scores_equal_the_metric_functions(folder, tmp_path):
                "--cr-mode", "file", "--out", out, "--per-image", per) == 0
     files = sorted(folder.iterdir())
     (row,) = read(out)
-    assert row["generator"] == "folder" and row["n_images"] == "3" and row["status"] == "ok"
+    assert row["generator"] == f"folder:{folder}" and row["n_images"] == "3" and row["status"] == "ok"
+    assert row["size"] == "mixed" and "widths 200-200, heights 160-240" in row["settings"]
     assert float(row["glcm_score"]) == pytest.approx(np.mean([metrics.glcm_score(f) for f in files]), abs=1e-12)
     raw = sum(metrics.image_input.read_rgb(f).size for f in files)
     assert float(row["compression_ratio"]) == pytest.approx(raw / sum(f.stat().st_size for f in files))
@@ -53,12 +54,17 @@ def test_two_workers_give_the_same_numbers(folder, tmp_path):
     assert read(one)[0]["compression_ratio"] == read(two)[0]["compression_ratio"]
 
 
-def test_rerun_replaces_its_row_and_keeps_others(folder, tmp_path):
+def test_rerun_replaces_its_row_and_folders_keep_their_own(folder, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    for i in range(2):
+        save(natural(256, 256, seed=20 + i), other / f"o{i}.png")
     out = tmp_path / "r.csv"
-    for size in (2048, 4096, 2048):
-        assert run("--generator", "folder", "--images", folder, "--metrics", "glcm_score", "--size", size,
-                   "--out", out) == 0
-    assert [r["size"] for r in read(out)] == ["2048", "4096"]
+    for images in (folder, other, folder):
+        assert run("--generator", "folder", "--images", images, "--metrics", "glcm_score", "--out", out) == 0
+    rows = read(out)
+    assert [r["generator"] for r in rows] == [f"folder:{folder}", f"folder:{other}"]
+    assert [r["size"] for r in rows] == ["mixed", "256"]    # the size of the images scored, not --size
 
 
 def test_bad_file_stops_with_one_line_and_no_output(folder, tmp_path, capsys):
@@ -66,8 +72,7 @@ def test_bad_file_stops_with_one_line_and_no_output(folder, tmp_path, capsys):
     assert run("--generator", "folder", "--images", folder, "--metrics", "glcm_score", "--out", out) == 0
     before = out.read_text()
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a whole jpeg")
-    assert run("--generator", "folder", "--images", folder, "--metrics", "glcm_score", "--size", 4096,
-               "--out", out) == 2
+    assert run("--generator", "folder", "--images", folder, "--metrics", "glcm_score", "--out", out) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "broken.jpg" in err[0] and "--skip-bad" in err[0]
     assert out.read_text() == before  # the earlier row is intact, no partial row
@@ -82,6 +87,7 @@ def test_skip_bad_lists_the_file_in_status(folder, tmp_path):
     (row,) = read(out)
     assert row["n_images"] == "3"
     assert "skipped 2 bad file(s)" in row["status"] and "tiny.png" in row["status"] and "zero.png" in row["status"]
+    assert "smaller than" in row["status"] and "empty" in row["status"]
 
 
 @pytest.mark.parametrize("setup, message", [
@@ -112,7 +118,7 @@ def test_usage_errors(tmp_path, capsys):
 def test_reference_metric_without_dataset_is_reported_or_refused(folder, tmp_path, capsys):
     out = tmp_path / "r.csv"
     assert run("--generator", "folder", "--images", folder, "--metrics", "glcm_score,fid", "--out", out) == 2
-    assert "fid: unavailable: needs reference images" in capsys.readouterr().err
+    assert "fid: unavailable: give --dataset with reference images" in capsys.readouterr().err
     assert not out.exists()
 
 

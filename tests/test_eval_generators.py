@@ -124,21 +124,36 @@ def test_tiny_diffusers_pipeline_end_to_end(tmp_path):
     assert len(list(images.glob("*.jpg"))) == 2
 
 
-def test_resumed_runs_name_their_pixel_sources_and_from_files_is_resume_stable(tmp_path):
-    def fid_run(images, out, *extra, fail_after=None):
+def test_fresh_rerun_and_resumed_runs_give_identical_rows(tmp_path, tiny_inception, tiny_clips, aesthetic_head):
+    """The network metrics see the in-memory images; a re-run and a resumed run reuse their saved features."""
+    (clip_name, clip), (clip768_name, clip768) = tiny_clips["clip_score"], tiny_clips["aesthetics"]
+    weights = (f"inception={tiny_inception},clip-{clip_name.lower()}={clip},"
+               f"clip-{clip768_name.lower()}={clip768},aesthetic-head={aesthetic_head}")
+
+    def evaluate(images, out, fail_after=None):
         Solid.fail_after = fail_after
         Solid.made = []
-        return run("--generator", "tests.plugin_generators:Solid", "--dataset", "sample", "--metrics", "fid",
-                   "--images-out", images, "--out", out, *extra)
+        return run("--generator", "tests.plugin_generators:Solid", "--dataset", "sample", "--images-out", images,
+                   "--size", "320", "--metrics", "glcm_score,compression_ratio,fid,kid,patch_fid,clip_score,aesthetics",
+                   "--patch-count", "2", "--metric-batch-size", "3", "--clip-model", clip_name,
+                   "--aesthetics-model", clip768_name, "--weights", weights, "--out", out)
 
-    assert fid_run(tmp_path / "a", tmp_path / "a.csv", "--from-files", fail_after=5) == 130
-    assert fid_run(tmp_path / "a", tmp_path / "a.csv", "--from-files") == 0
-    assert fid_run(tmp_path / "b", tmp_path / "b.csv", "--from-files") == 0
-    (resumed,), (straight,) = read(tmp_path / "a.csv"), read(tmp_path / "b.csv")
-    assert float(resumed["fid"]) == pytest.approx(float(straight["fid"]), abs=1e-6)
-    assert '"model_metric_pixels": {"file": 8, "memory": 0}' in resumed["settings"]
+    assert evaluate(tmp_path / "a", tmp_path / "fresh.csv") == 0
+    assert evaluate(tmp_path / "a", tmp_path / "rerun.csv") == 0
+    assert Solid.made == []                                   # every image was found saved
+    assert evaluate(tmp_path / "b", tmp_path / "resumed.csv", fail_after=4) == 130
+    assert evaluate(tmp_path / "b", tmp_path / "resumed.csv") == 0
+    assert len(Solid.made) == 5                               # only the missing images were generated
+    fresh, rerun, resumed = (read(tmp_path / name)[0] for name in ("fresh.csv", "rerun.csv", "resumed.csv"))
+    for column in ("fid", "kid", "patch_fid", "clip_score", "aesthetics", "glcm_score", "compression_ratio"):
+        assert fresh[column] != "", column
+    assert rerun == fresh
+    # the image folder is part of the settings only through the generator's defaults: equal too
+    assert resumed == fresh
+    assert '"network_metric_pixels": {"file": 0, "memory": 8}' in fresh["settings"]
 
-    assert fid_run(tmp_path / "c", tmp_path / "c.csv", fail_after=5) == 130
-    assert fid_run(tmp_path / "c", tmp_path / "c.csv") == 0
-    (mixed,) = read(tmp_path / "c.csv")
-    assert "5 saved-JPEG images (resumed run)" in mixed["status"] and "3 in-memory" in mixed["status"]
+    # --from-files: the saved JPEGs instead of the in-memory pixels; another number, just as stable
+    assert run("--generator", "tests.plugin_generators:Solid", "--dataset", "sample", "--images-out", tmp_path / "a",
+               "--size", "320", "--metrics", "fid", "--weights", weights, "--from-files", "--out", tmp_path / "files.csv") == 0
+    (from_files,) = read(tmp_path / "files.csv")
+    assert from_files["fid"] != fresh["fid"] and '"file": 8' in from_files["settings"]

@@ -11,7 +11,7 @@ from aesthetic4k.cli.eval import main
 from tests.images import natural, save
 from tests.tiny_clip import TINY_CLIP, TINY_CLIP_768, register_tiny_models, save_random_checkpoint
 
-HEAD = Path(__file__).resolve().parents[2] / "shared" / "weights" / "sac+logos+ava1-l14-linearMSE.pth"
+from tests.conftest import AESTHETIC_HEAD as HEAD  # noqa: E402
 CAPTIONS = ["a red fox in fresh snow", "a harbour full of boats", "a stone bridge over a river",
             "a field of sunflowers at noon", "a cat asleep on a windowsill", "an old map on a desk"]
 SIZE = 320
@@ -54,20 +54,22 @@ def read(path):
         return list(csv.DictReader(handle))
 
 
-def test_fid_family_against_a_dataset_folder(dataset, tmp_path):
+def test_fid_family_against_a_dataset_folder(dataset, tmp_path, tiny_inception):
     root, same, blurred = dataset
     out = tmp_path / "r.csv"
     metrics = "fid,kid,patch_fid,patch_kid"
+    weights = f"inception={tiny_inception}"
     assert run("--generator", "folder", "--images", same, "--dataset", root, "--metrics", metrics,
-               "--patch-count", "2", "--out", out) == 0
+               "--patch-count", "2", "--weights", weights, "--out", out) == 0
     assert run("--generator", "folder", "--images", blurred, "--dataset", root, "--metrics", metrics,
-               "--patch-count", "2", "--size", SIZE * 2, "--out", out) == 0  # another size: its own row
+               "--patch-count", "2", "--size", SIZE * 2, "--weights", weights, "--out", out) == 0
     exact, blur = read(out)
-    assert abs(float(exact["fid"])) < 1e-2 and abs(float(exact["patch_fid"])) < 1e-2
-    assert float(blur["fid"]) > 10 and float(blur["patch_fid"]) > 10
+    assert abs(float(exact["fid"])) < 1e-4 and abs(float(exact["patch_fid"])) < 1e-4
+    assert float(blur["fid"]) > 1e-2 and float(blur["patch_fid"]) > 1e-2     # the tiny network's scale
     settings = json.loads(exact["settings"])
     assert settings["fid_protocol"] == "paper"
-    assert "dominated by the sample size" in exact["status"]
+    assert "mostly measures the set size" in exact["status"]
+    assert f"--size {SIZE * 2} sets only the FID resize" in blur["status"] and blur["size"] == str(SIZE)
 
 
 def test_clip_score_and_aesthetics_with_local_tiny_models(dataset, tmp_path):
@@ -91,15 +93,17 @@ def test_clip_score_and_aesthetics_with_local_tiny_models(dataset, tmp_path):
     assert np.isfinite(float(row["aesthetics"])) and row["clip_truncated"] == "0"
 
 
-def test_missing_weights_are_reported_or_refused(dataset, tmp_path, capsys):
+def test_missing_weights_are_reported_or_refused(dataset, tmp_path, capsys, tiny_inception, monkeypatch):
     root, same, _ = dataset
     out = tmp_path / "r.csv"
+    monkeypatch.setenv("A4K_INCEPTION", str(tiny_inception))
     # default metrics: those without weights are named in the status, the others run
     assert run("--generator", "folder", "--images", same, "--dataset", root, "--out", out) == 0
     (row,) = read(out)
     assert row["glcm_score"] and row["fid"] and not row["clip_score"] and not row["aesthetics"]
-    assert "clip_score: unavailable: clip-vit-b-16 weights not found" in row["status"]
-    assert "aesthetics: unavailable" in row["status"]
+    assert "clip_score: no weights" in row["status"] and "aesthetics: no weights" in row["status"]
+    assert "A4K_CLIP_B16" not in row["status"]                # the how-to-fix goes to stderr, once
+    assert "A4K_CLIP_B16" in capsys.readouterr().err
     # asked for by name: exit 2, one line, nothing written
     out2 = tmp_path / "r2.csv"
     assert run("--generator", "folder", "--images", same, "--dataset", root, "--metrics", "clip_score",
@@ -107,3 +111,51 @@ def test_missing_weights_are_reported_or_refused(dataset, tmp_path, capsys):
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("a4k-eval")]
     assert len(err) == 1 and "clip_score: unavailable" in err[0] and "A4K_CLIP_B16" in err[0]
     assert not out2.exists()
+
+
+def test_folder_against_folder_statistics_and_json(dataset, tmp_path, tiny_inception, capsys):
+    """--reference DIR (a plain folder), --save-reference-stats, --reference STATS.npz, --json."""
+    import metrics
+
+    root, _, blurred = dataset
+    real = root / "images"
+    weights = f"inception={tiny_inception}"
+    out, stats = tmp_path / "r.csv", tmp_path / "real.npz"
+    assert run("--generator", "folder", "--images", blurred, "--reference", real, "--metrics", "fid,kid,patch_fid",
+               "--patch-count", "2", "--weights", weights, "--save-reference-stats", stats, "--out", out) == 0
+    (row,) = read(out)
+    assert row["dataset"] == "none" and float(row["fid"]) > 1e-2
+    expected = metrics.compute_fid(blurred, real, size=SIZE, feature=str(tiny_inception))
+    assert float(row["fid"]) == pytest.approx(expected, rel=1e-7)
+    capsys.readouterr()
+
+    out2 = tmp_path / "r2.csv"
+    assert run("--generator", "folder", "--images", blurred, "--reference", stats, "--metrics", "fid,kid,patch_fid",
+               "--patch-count", "2", "--weights", weights, "--out", out2, "--json") == 0
+    captured = capsys.readouterr()
+    reply = json.loads(captured.out)
+    assert reply["row"]["fid"] == pytest.approx(float(row["fid"]), rel=1e-7)
+    assert reply["row"]["settings"]["fid_protocol"] == "paper" and "fid/kid/patch_fid" in reply["notes"][-1]
+    assert "blurred" in captured.err                          # the human summary moved to stderr
+
+    # statistics saved at another size, protocol or patch recipe are refused with the reason
+    assert run("--generator", "folder", "--images", blurred, "--reference", stats, "--metrics", "fid",
+               "--size", SIZE * 2, "--weights", weights, "--out", tmp_path / "r3.csv") == 2
+    assert "saved with size=320 but this run uses 640 (--size)" in capsys.readouterr().err
+
+
+def test_reference_features_are_cached_and_not_decoded_again(dataset, tmp_path, tiny_inception, monkeypatch):
+    import metrics.pixel_input
+
+    root, same, _ = dataset
+    args = ["--generator", "folder", "--images", same, "--dataset", root, "--metrics", "fid,patch_fid",
+            "--patch-count", "2", "--weights", f"inception={tiny_inception}"]
+    assert run(*args, "--out", tmp_path / "a.csv") == 0
+    assert len(list((tmp_path / "cache" / "features").rglob("*.npy"))) == 2 * 2 * len(CAPTIONS)  # both sides
+
+    def no_decoding(path, max_pixels=0):
+        raise AssertionError(f"{path} decoded again despite the feature cache")
+
+    monkeypatch.setattr(metrics.pixel_input, "read_pil_rgb", no_decoding)
+    assert run(*args, "--out", tmp_path / "b.csv") == 0
+    assert read(tmp_path / "a.csv")[0]["fid"] == read(tmp_path / "b.csv")[0]["fid"]

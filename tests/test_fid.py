@@ -6,7 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from aesthetic4k.errors import UserError
 from metrics.weights import SPECS, package_path
+from torchmetrics import MetricCollection
 
 fidelity_resize = pytest.importorskip("torch_fidelity.interpolate_compat_tensorflow")
 tm_fid = pytest.importorskip("torchmetrics.image.fid")
@@ -233,67 +235,78 @@ def test_patch_fid_equals_torchmetrics_on_the_same_crops():
     assert int(ours.real_count) == 4 * count
 
 
-def test_inception_scorers_end_to_end_with_feature_cache(tmp_path, monkeypatch):
-    """FID/KID/patch scorers read references themselves, share features and cache them on disk."""
-    import cv2
+def test_features_api_equals_images_and_torchmetrics_conventions():
+    """extract + update(features=...) is update(images); floats with normalize=True, tensors and lists agree."""
+    from metrics.fid import FID
+    from metrics.kid import KID
 
-    from aesthetic4k.scorers import inception as scorers
-    from aesthetic4k.scoring import Item, ScoringOptions
-    from metrics.inception_features import InceptionFeatureExtractor
-    from metrics.inception import load_inception
-
-    monkeypatch.setenv("A4K_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("A4K_FEATURE_CACHE", raising=False)
-    # a 2048-d stand-in network saved as TorchScript: loaded like the real Inception file
-    torch.manual_seed(0)
-    tiny = torch.jit.script(nn.Sequential(nn.Conv2d(3, 32, 7, stride=4), nn.ReLU(), nn.AdaptiveAvgPool2d(8),
-                                          nn.Flatten()))
-    network_file = tmp_path / "tiny_inception.pt"
-    tiny.save(str(network_file))
-
+    network = TinyFeatures()
     size = 320
-    references = structured_images(3, [(420, 380)], seed=9)
-    generated = structured_images(3, [(size, size)], seed=10)
-    items = []
-    for i, (ref, gen) in enumerate(zip(references, generated)):
-        path = tmp_path / f"s{i}.png"
-        cv2.imwrite(str(path), ref[:, :, ::-1])
-        items.append(Item(stem=f"s{i}", prompt=None, reference_path=path, image=gen))
-    options = ScoringOptions(size=size, batch_size=2, weights={"inception": str(network_file)}, patch_count=2)
+    real = structured_images(4, [(340, 410)], seed=5)
+    fake = structured_images(4, [(size, size)], seed=6)
+    direct = FID(network, size=size)
+    direct.update(real, real=True)
+    direct.update(fake, real=False)
+    staged = FID(network, size=size)
+    staged.update(features=staged.extract(real), real=True)
+    staged.update(features=staged.extract(fake), real=False)
+    assert float(staged.compute()) == float(direct.compute())
 
-    def run():
-        scorers._SERVICES.clear()
-        made = [cls(options) for cls in (scorers.FIDScorer, scorers.KIDScorer,
-                                         scorers.PatchFIDScorer, scorers.PatchKIDScorer)]
-        for start in range(0, 3, 2):
-            for scorer in made:
-                assert scorer.add(items[start:start + 2]) == [{}] * len(items[start:start + 2])
-        return made
+    as_floats = FID(network, size=size, normalize=True)
+    as_floats.update([torch.from_numpy(x).permute(2, 0, 1).float() / 255 for x in real], real=True)
+    as_floats.update(torch.stack([torch.from_numpy(x).permute(2, 0, 1) for x in fake]).float() / 255, real=False)
+    assert float(as_floats.compute()) == float(direct.compute())
 
-    fid, kid, patch_fid, patch_kid = run()
-    # the state equals the sums of features computed directly from the same pixels
-    direct = InceptionFeatureExtractor(load_inception(network_file), size=size)
-    real = direct([cv2.imread(str(item.reference_path))[:, :, ::-1].copy() for item in items])
-    fake = direct(generated)
-    assert torch.allclose(fid.metric.real_sum, real.double().sum(0), rtol=1e-6, atol=1e-6)
-    assert torch.allclose(fid.metric.fake_sum, fake.double().sum(0), rtol=1e-6, atol=1e-6)
-    assert int(patch_fid.metric.real_count) == 6
-    assert sum(f.shape[0] for f in patch_kid.metric.fake_features) == 6
-    results = {**kid.result(), **patch_kid.result()}
-    assert set(results) == {"kid", "kid_std", "patch_kid"} and all(np.isfinite(v) for v in results.values())
-    settings = patch_fid.settings()
-    assert settings["fid_protocol"] == "paper" and settings["patch_count"] == 2 and settings["patch_seed"] == 0
-    assert {"torchmetrics", "torch-fidelity"} <= set(settings)
-    assert kid.settings()["kid_subset_size"] == 3 and "kid_note" in kid.settings()
+    collection = MetricCollection([FID(network, size=size), KID(network, size=size, subset_size=3)])
+    collection.update(torch.stack([torch.from_numpy(x).permute(2, 0, 1) for x in fake]), real=False)
+    collection.update([torch.from_numpy(x).permute(2, 0, 1) for x in real], real=True)
+    values = collection.compute()
+    assert float(values["FID"]) == pytest.approx(float(direct.compute()), rel=1e-9)
+    assert repr(FID(network, size=size)) == "FID(size=320, protocol='paper')"
 
-    cached = list((tmp_path / "cache" / "features" / "inception").glob("*.npy"))
-    assert len(cached) == 6                                    # 3 references x (full, patches)
-    import metrics.image_input
+    keep = FID(network, size=size, reset_real_features=False)   # torchmetrics' switch to keep the real side
+    keep.update(real, real=True)
+    keep.reset()
+    assert int(keep.real_count) == 4 and int(keep.fake_count) == 0
+    with pytest.raises(UserError, match="feature=64"):
+        FID(feature=64)
 
-    def no_decoding(path):
-        raise AssertionError(f"{path} decoded again despite the feature cache")
 
-    monkeypatch.setattr(metrics.image_input, "read_rgb", no_decoding)
-    again = run()                                              # fresh service: references come from disk
-    assert torch.equal(again[0].metric.real_sum, fid.metric.real_sum)
-    assert torch.equal(again[3].metric.real_features[0], patch_kid.metric.real_features[0])
+def test_reference_stats_round_trip_and_mismatch(tmp_path, monkeypatch, tiny_inception):
+    """save_reference_stats + --reference stats.npz give the folder-vs-folder FID; other settings are refused."""
+    import metrics
+    from metrics.fid import FID
+    from metrics.reference_stats import ReferenceStats
+    from PIL import Image
+
+    monkeypatch.setenv("A4K_INCEPTION", str(tiny_inception))
+    real_dir, fake_dir = tmp_path / "real", tmp_path / "fake"
+    real_dir.mkdir()
+    fake_dir.mkdir()
+    for i, image in enumerate(structured_images(5, [(330, 400)], seed=7)):
+        Image.fromarray(image).save(real_dir / f"r{i}.png")
+    for i, image in enumerate(structured_images(4, [(320, 320)], seed=8)):
+        Image.fromarray(image).save(fake_dir / f"f{i}.png")
+    folders = metrics.compute_fid(fake_dir, real_dir, size=320, batch_size=2)
+    stats_file = tmp_path / "real.npz"
+    stats = metrics.save_reference_stats(real_dir, stats_file, size=320, patch_count=2)
+    assert stats.meta["count"] == 5 and stats.meta["size"] == 320 and stats.meta["patch_count"] == 2
+    assert stats.features["full"].shape == (5, 2048) and stats.features["patches"].shape == (10, 2048)
+    from_stats = metrics.compute_fid(fake_dir, stats_file, size=320, batch_size=2)
+    assert from_stats == pytest.approx(folders, rel=1e-7)   # same features, summed in another order
+
+    # a direct reference: FID fed the same images by hand, read the way the module says (Pillow, RGB)
+    direct = FID(tiny_inception, size=320)
+    direct.update([np.array(Image.open(p).convert("RGB")) for p in sorted(real_dir.iterdir())], real=True)
+    direct.update([np.array(Image.open(p).convert("RGB")) for p in sorted(fake_dir.iterdir())], real=False)
+    assert folders == pytest.approx(float(direct.compute()), rel=1e-7)
+
+    loaded = ReferenceStats.load(stats_file)
+    with pytest.raises(UserError, match=r"size=320 but this run uses 512 \(--size\)"):
+        FID(tiny_inception, size=512).add_reference(loaded)
+    with pytest.raises(UserError, match="protocol"):
+        FID(tiny_inception, size=320, protocol="clean").add_reference(loaded)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, meta=np.array('{"format": "something else"}'))
+    with pytest.raises(UserError, match="not an aesthetic4k reference statistics file"):
+        ReferenceStats.load(bad)

@@ -7,10 +7,15 @@ from aesthetic4k.errors import UserError
 from aesthetic4k.generators import GeneratorOptions, available, create
 
 
-def test_builtins_are_listed():
+def test_builtins_are_listed(capsys):
     names = available()
-    for name in ("folder", "reference", "upscale", "flux-4k", "sd3-4k", "flux", "sd3", "diffusers", "wlf"):
+    for name in ("reference", "upscale", "flux-4k", "sd3-4k", "flux", "sd3", "diffusers", "wlf"):
         assert name in names
+    from aesthetic4k.cli.eval import main
+
+    assert main(["--list-generators"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed[0] == "folder" and set(names) <= set(listed)     # the folder source is listed first
 
 
 def test_entry_point_plugin(tmp_path, monkeypatch):

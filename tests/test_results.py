@@ -51,4 +51,4 @@ def test_failed_write_leaves_previous_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         upsert_row(path, row("b", 2048, 0.5))
     assert path.read_text() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["r.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.csv.lock", "r.csv"]   # no temporary file left

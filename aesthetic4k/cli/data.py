@@ -148,7 +148,7 @@ def _stats(args) -> int:
         for path in plot_histograms(splits, Path(args.plots)):
             print(f"wrote {path}")
     if args.json:
-        from aesthetic4k.results import write_atomic
+        from aesthetic4k.atomic import write_atomic
 
         try:
             write_atomic(args.json, lambda handle: handle.write(json.dumps(summaries, indent=2) + "\n"))

@@ -539,7 +539,7 @@ def _settings(options: BuildOptions, captioner_name: str) -> dict:
 def build(options: BuildOptions) -> dict:
     """Run the whole pipeline; returns the summary that is also written to ``<out>/build.json``."""
     import aesthetic4k
-    from aesthetic4k.results import write_atomic
+    from aesthetic4k.atomic import write_atomic
 
     options.source = Path(options.source).expanduser()
     options.out = Path(options.out).expanduser()

@@ -74,7 +74,7 @@ def read_lines(path: str | os.PathLike) -> Iterator[Union[Entry, LineError]]:
 
 def write_metadata(path: str | os.PathLike, entries) -> None:
     """Write ``(file_name, text)`` pairs as metadata.jsonl atomically (temp file + rename)."""
-    from aesthetic4k.results import write_atomic
+    from aesthetic4k.atomic import write_atomic
 
     def write(handle):
         for file_name, text in entries:

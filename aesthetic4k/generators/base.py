@@ -1,23 +1,55 @@
-"""The generator contract: anything with ``name`` and ``generate(prompts, size, seed)``."""
+"""The generator contract.
+
+Required (``Generator``): ``name`` and ``generate(prompts, size, seed)`` returning one PIL image
+of ``size`` x ``size`` per prompt. Optional (``GeneratorHooks``), all with a default: ``defaults``
+(a dict recorded in results.csv: steps, guidance, dtype, ...), ``generate_records(records, size,
+seed)`` for generators that need the dataset entry itself (the ``reference`` and ``upscale``
+baselines), and ``release()`` to free device memory before the final metric work.
+
+A run never probes a generator: ``GeneratorHandle`` looks the optional hooks up once and
+offers all of them.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Protocol, runtime_checkable
+from typing import Callable, Optional, Protocol, runtime_checkable
 
 
 @runtime_checkable
 class Generator(Protocol):
-    """A text-to-image generator as ``a4k-eval`` sees it.
-
-    ``generate`` returns one PIL image of ``size`` x ``size`` per prompt. Generators may also
-    define ``defaults`` (a dict recorded in results.csv: steps, guidance, dtype, ...) and
-    ``generate_records(records, size, seed)`` when they need the dataset entry itself (the
-    ``folder``, ``reference`` and ``upscale`` built-ins do).
-    """
-
     name: str
 
     def generate(self, prompts: list[str], size: int, seed: int) -> list: ...
+
+
+class GeneratorHooks(Protocol):
+    """What a generator may add to ``Generator``; each is optional."""
+
+    defaults: dict
+
+    def generate_records(self, records: list, size: int, seed: int) -> list: ...
+
+    def release(self) -> None: ...
+
+
+class GeneratorHandle:
+    """A generator with every hook present: the plugin's own, or the default behaviour."""
+
+    def __init__(self, generator):
+        self.generator = generator
+        self.name = str(generator.name)
+        self.defaults = dict(getattr(generator, "defaults", None) or {})
+        self._records: Optional[Callable] = getattr(generator, "generate_records", None)
+        self._release: Optional[Callable] = getattr(generator, "release", None)
+
+    def generate(self, records: list, size: int, seed: int) -> list:
+        if self._records is not None:
+            return self._records(records, size, seed)
+        return self.generator.generate([r.prompt for r in records], size, seed)
+
+    def release(self) -> None:
+        if self._release is not None:
+            self._release()
 
 
 @dataclass
@@ -32,6 +64,6 @@ class GeneratorOptions:
     base_size: int = 1024                # upscale generator
     resample: str = "bicubic"            # upscale generator: bicubic or lanczos
     offload: bool = False                # model CPU offload for 4K generation on small GPUs
-    vae: Optional[str] = None            # "f16" or "f8" for flux/sd3 base models
+    vae: Optional[str] = None            # "f16", "f8", or a folder holding a trained (SC-)VAE
     partitions: int = 2                  # partitioned F16 VAE decode
     extra: dict = field(default_factory=dict)

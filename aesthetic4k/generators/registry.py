@@ -10,8 +10,6 @@ ENTRY_POINT_GROUP = "aesthetic4k.generators"
 # name -> ("module:factory", one-line description). A factory is called as
 # factory(argument, options) where argument is the text after "name:" (or None).
 BUILTINS = {
-    "folder": ("aesthetic4k.generators.folder:FolderGenerator",
-               "pre-generated images in --images DIR, matched to the dataset by file stem"),
     "reference": ("aesthetic4k.generators.baselines:ReferenceGenerator",
                   "the dataset's own reference images (upper bound)"),
     "upscale": ("aesthetic4k.generators.baselines:UpscaleGenerator",
@@ -31,7 +29,8 @@ BUILTINS = {
 }
 
 
-REGISTRY = Registry("generator", ENTRY_POINT_GROUP, BUILTINS, "generate")
+# "folder" (existing images, no generator) is served by aesthetic4k.evaluation.sources before this registry
+REGISTRY = Registry("generator", ENTRY_POINT_GROUP, BUILTINS, "generate", also_known=("folder",))
 
 
 def available() -> dict[str, str]:

@@ -782,7 +782,7 @@ class Trainer:
             writer.writeheader()
             writer.writerows(rows)
 
-        from aesthetic4k.results import write_atomic
+        from aesthetic4k.atomic import write_atomic
 
         write_atomic(path, write)
         handle = open(path, "a", newline="", encoding="utf-8")

@@ -1,0 +1,380 @@
+"""One evaluation run: dataset x images (a folder, or a generator) x metrics -> one results.csv row.
+
+The records are processed in fixed batches (``metric_settings.batch_size``); in each batch the
+network metrics get their features first (from the in-memory image when it was just generated,
+else cached or read), newly generated images are then saved as JPEG q95, the file metrics
+measure the saved files, and only the images that every stage could read are added to the
+metrics. Under torchrun/accelerate the records are sharded across ranks, torchmetrics
+synchronises the network metrics' states, and rank 0 alone writes.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+from aesthetic4k import __version__
+from aesthetic4k.errors import MetricUnavailable, UserError, WeightUnavailable
+from aesthetic4k.evaluation.config import EvalConfig, RunResult
+from aesthetic4k.evaluation.features import FileFeatures, GeneratedFeatures
+from aesthetic4k.evaluation.ranks import Ranks, setup_ranks
+from aesthetic4k.evaluation.scoring import DetailScoring, PixelScoring
+from aesthetic4k.evaluation.sources import FolderImages, GeneratedImages, Skipped, display, open_source
+from aesthetic4k.generators.base import GeneratorHandle
+from metrics import weights
+from metrics.cache import cache_root
+from metrics.registry import FILE, METRICS, PUBLISHED
+from metrics.settings import resolve_device
+
+SMALL_SET = 100  # below this FID/KID mostly measure the sample size (Aesthetic-Eval@4096 has 195)
+DEFAULT_SIZE = 2048
+BENCHMARK = "aesthetic-4k"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "generator"
+
+
+def default_images_out(name: str, defaults: dict, dataset_name: str, size: int, seed: int) -> Path:
+    """A cache folder keyed by generator, its settings, dataset, size and seed."""
+    settings = json.dumps({"defaults": defaults, "seed": seed}, sort_keys=True, default=str)
+    digest = hashlib.sha256(settings.encode()).hexdigest()[:10]
+    return cache_root() / "generated" / f"{_slug(name)}-{digest}" / _slug(dataset_name) / str(size)
+
+
+class Run:
+    def __init__(self, config: EvalConfig):
+        self.config = config
+        self.notes: list[str] = []           # short, for the status column
+        self.hints: list[str] = []           # how to fix, printed once on stderr
+        self.ranks = Ranks()
+
+    def say(self, message: str) -> None:
+        """Announce a long step on stderr (rank 0, unless progress is off)."""
+        if self.config.progress and self.ranks.main:
+            print(f"a4k-eval: {message}", file=sys.stderr, flush=True)
+
+    # -- setup
+
+    def _sizes(self, folder: Optional[FolderImages]) -> tuple[int, object, dict]:
+        """(evaluation size, results.csv size cell, settings about image sizes)."""
+        asked = self.config.size
+        if folder is None:
+            size = asked or DEFAULT_SIZE
+            return size, size, {}
+        shapes = sorted({shape for shape in folder.image_sizes().values() if shape})
+        info = {}
+        if len(shapes) == 1:
+            width, height = shapes[0]
+            cell = max(width, height)
+            native = min(width, height)
+            if width != height:
+                info["image_size"] = f"{width}x{height}"
+        else:
+            cell, native = "mixed", None
+            if shapes:
+                widths, heights = [w for w, _ in shapes], [h for _, h in shapes]
+                info["image_sizes"] = f"widths {min(widths)}-{max(widths)}, heights {min(heights)}-{max(heights)}"
+        size = asked or native or DEFAULT_SIZE
+        if asked and native and asked != native:
+            self.notes.append(f"images are {shapes[0][0]}x{shapes[0][1]}; --size {asked} sets only the FID resize")
+        return size, cell, info
+
+    def _dataset(self, folder, size: int):
+        spec = self.config.dataset
+        if not spec and folder is None and not self.config.reference:
+            spec = BENCHMARK
+            self.say(f"no --dataset: using the benchmark's prompts, {BENCHMARK} eval at {size}px")
+        if not spec:
+            return None
+        from aesthetic4k.data import open_dataset
+
+        return open_dataset(spec, size=size, split="eval")
+
+    def _reference(self, dataset):
+        """The real side of the FID family: ("stats", ReferenceStats), ("folder", files), ("paired", None) or None."""
+        spec = self.config.reference
+        if spec:
+            path = Path(spec)
+            if path.is_dir():
+                from metrics.folders import image_files
+
+                return "folder", image_files(path)
+            if path.is_file():
+                from metrics.reference_stats import ReferenceStats
+
+                return "stats", ReferenceStats.load(path)
+            raise UserError(f"--reference {display(spec)}: no such folder or statistics file")
+        if dataset is not None:
+            return "paired", None
+        return None
+
+    def _metrics(self, reference, has_prompts: bool, settings) -> dict:
+        explicit = bool(self.config.metrics)
+        names = list(self.config.metrics) if explicit else list(PUBLISHED)
+        built = {}
+        for name in names:
+            info = METRICS[name]
+            if "reference" in info.needs and reference is None:
+                short, hint = "needs reference images", "give --dataset with reference images or --reference DIR|STATS.npz"
+            elif "prompt" in info.needs and not has_prompts:
+                short, hint = "needs prompts", "give --dataset whose entries have captions"
+            else:
+                try:
+                    for weight in info.weight_names(settings):   # before importing torch for the metric
+                        weights.resolve(weight, settings.weights.get(weight), allow_download=settings.allow_download)
+                    if info.reads != FILE:
+                        settings.device = resolve_device(settings.device)
+                        self.say(f"loading {info.title} on {settings.device}")
+                    built[name] = info.load_class().from_settings(settings)
+                    continue
+                except (MetricUnavailable, WeightUnavailable, ImportError) as exc:
+                    exc = MetricUnavailable.of(exc)
+                    short, hint = exc.short, str(exc)
+            if explicit:
+                raise UserError(f"{name}: unavailable: {hint}")
+            self.notes.append(f"{name}: {short}")
+            self.hints.append(f"{name} not run: {hint}")
+        if not built:
+            raise UserError("no metric can run: " + "; ".join(self.hints))
+        return built
+
+    # -- the run
+
+    def execute(self) -> RunResult:
+        config = self.config
+        is_folder = config.generator.partition(":")[0] == "folder"
+        if not is_folder:      # a generator runs on the device; a folder of files may never need torch
+            config.generator_options.device = resolve_device(config.generator_options.device)
+        self.ranks = setup_ranks(config.generator_options.device or "cpu")
+        component = open_source(config.generator, config.generator_options)
+        folder = component if isinstance(component, FolderImages) else None
+        size, size_cell, size_info = self._sizes(folder)
+        settings = replace(config.metric_settings, size=size)
+        dataset = self.ranks.first(lambda: self._dataset(folder, size))
+        dataset_name = dataset.name if dataset is not None else "none"
+        if folder is not None:
+            source = folder
+        else:
+            handle = GeneratorHandle(component)
+            image_dir = Path(config.images_out) if config.images_out else \
+                default_images_out(handle.name, handle.defaults, dataset_name, size, config.seed)
+            image_dir.mkdir(parents=True, exist_ok=True)
+            source = GeneratedImages(handle, image_dir, size, config.seed, config.batch_size,
+                                     keep_pixels=not config.from_files)
+        records, notes = source.records(dataset)
+        self.notes.extend(notes)
+        if config.limit:
+            records = records[:config.limit]
+        if getattr(dataset, "is_sample", False):
+            self.notes.append("sample set: smoke test, not a benchmark")
+        reference = self._reference(dataset)
+        metrics = self._metrics(reference, any(r.prompt for r in records), settings)
+
+        file_metrics = {n: m for n, m in metrics.items() if METRICS[n].reads == FILE}
+        network_metrics = {n: m for n, m in metrics.items() if METRICS[n].reads != FILE}
+        workers = config.workers or os.cpu_count() or 1
+        # a generated image is saved with exactly the q95 encoder, so its file size is its q95 size
+        jpeg_mode = "file" if (settings.cr_mode == "file" or folder is None) else "jpeg95"
+        detail = DetailScoring(file_metrics, jpeg_mode, config.report is not None, workers,
+                               settings.max_pixels) if file_metrics else None
+        pixel = None
+        if network_metrics:
+            generated = GeneratedFeatures(source.image_dir) if folder is None else None
+            use_cache = os.environ.get("A4K_FEATURE_CACHE", "1") != "0"
+            pixel = PixelScoring(network_metrics, generated, FileFeatures(cache_root() / "features" if use_cache
+                                                                            else None),
+                                 config.from_files, settings.max_pixels, paired_reference=reference == ("paired", None),
+                                 keep_reference_features=config.save_reference_stats is not None)
+            self._add_unpaired_reference(pixel, reference, settings.batch_size)
+
+        shard = records[self.ranks.rank::self.ranks.world]
+        rows, measurements, skipped = [], [], []
+        progress = _progress(len(shard), f"{source.name} {size}px", config.progress and self.ranks.main)
+        try:
+            batch = max(1, settings.batch_size)
+            for start in range(0, len(shard), batch):
+                items = source.items(shard[start:start + batch])
+                bad = pixel.generated_features(items) if pixel else []
+                source.commit(items)
+                if detail:
+                    for item, measurement in zip(items, detail.measure(items)):
+                        item.detail = measurement
+                        if measurement.error:
+                            bad.append((item, measurement.error))
+                bad_ids = {id(item) for item, _ in bad}
+                for item, reason in bad:
+                    if not config.skip_bad:
+                        raise UserError(f"{display(item.image_path)}: {reason} (use --skip-bad to skip bad files)")
+                    skipped.append(Skipped(display(item.image_path.name), reason))
+                good = [item for item in items if id(item) not in bad_ids]
+                if pixel:
+                    pixel.add(good)
+                for item in good:
+                    rows.append(self._row(item, detail, folder, size))
+                    if detail:
+                        measurements.append((item.stem, replace(item.detail, glcm_patches=None)))
+                    item.image = item.jpeg = None       # pixels are not kept beyond their batch
+                progress.update(len(items))
+        finally:
+            progress.close()
+            source.release()   # free the generator's device memory before the final metric work
+        return self._finish(source, dataset_name, size_cell, size_info, settings, metrics, detail, pixel,
+                            rows, measurements, skipped, reference)
+
+    def _add_unpaired_reference(self, pixel: PixelScoring, reference, batch: int) -> None:
+        if reference is None or reference[0] == "paired" or not self.ranks.main:
+            return                           # paired: per batch; unpaired: rank 0 alone adds the real side once
+        kind, value = reference
+        if kind == "stats":
+            self.say(f"reference statistics from {display(value.meta.get('path'))} ({value.count} images)")
+            pixel.add_reference_stats(value)
+            return
+        self.say(f"reference features of {len(value)} images in {display(self.config.reference)}")
+        progress = _progress(len(value), "reference", self.config.progress)
+        try:
+            pixel.add_reference_folder(value, batch, progress.update)
+        finally:
+            progress.close()
+
+    def _row(self, item, detail: Optional[DetailScoring], folder, size: int) -> dict:
+        row = {"stem": item.stem, "file": display(item.image_path), "prompt": item.prompt,
+               "reference": display(item.reference_path) if item.reference_path else None}
+        if detail:
+            row.update(detail.per_image(item))
+        elif folder is not None:
+            width, height = folder.image_sizes().get(item.stem) or (None, None)
+            row.update(width=width, height=height)
+        else:
+            row.update(width=size, height=size)
+        return row
+
+    def _finish(self, source, dataset_name, size_cell, size_info, settings, metrics, detail, pixel, rows,
+                measurements, skipped, reference) -> RunResult:
+        config = self.config
+        if pixel:
+            values = pixel.per_image_values()
+            for column, column_values in values.items():
+                for row, value in zip(rows, column_values):
+                    row[column] = value
+        gathered = self.ranks.gather((rows, measurements, skipped, dict(pixel.sources) if pixel else {}))
+        rows = [r for part in gathered for r in part[0]]
+        measurements = [m for part in gathered for m in part[1]]
+        skipped = [s for part in gathered for s in part[2]] + list(getattr(source, "skipped", []))
+        if not rows:
+            raise UserError("no image could be scored" + (f": {len(skipped)} file(s) skipped" if skipped else ""))
+        order = {stem: index for index, stem in enumerate(sorted(r["stem"] for r in rows))}
+        rows.sort(key=lambda r: order[r["stem"]])
+        if detail:
+            detail.finish([m for _, m in sorted(measurements, key=lambda pair: order[pair[0]])])
+
+        self._skip_notes(skipped)
+        distribution = [n for n in metrics if METRICS[n].distribution]
+        if distribution and len(rows) < SMALL_SET:
+            self.notes.append(f"{'/'.join(distribution)} on {len(rows)} images: mostly measures the set size")
+
+        row = {"generator": source.name, "dataset": dataset_name, "size": size_cell, "n_images": len(rows)}
+        run_settings = {"generator": dict(source.defaults), "seed": config.seed, **size_info}
+        if config.report:
+            run_settings["report"] = display(config.report)
+        if config.reference:
+            run_settings["reference"] = display(config.reference)
+        if pixel:
+            sources = {k: sum(part[3].get(k, 0) for part in gathered) for k in ("memory", "file")}
+            run_settings["network_metric_pixels"] = sources
+            if is_generated(source) and sources["file"]:
+                self.notes.append(f"{sources['file']} image(s) scored from their saved JPEG")
+                self.hints.append("network metrics read some generated images back from their q95 JPEG because the "
+                                  "run that made them did not keep their in-memory features; their values differ "
+                                  "slightly from the in-memory ones (the paper protocol)")
+        if metrics:
+            self.say("computing the final values")
+        for name, metric in metrics.items():
+            row.update(metric.summary())
+            run_settings.update(metric.provenance())
+        run_settings["versions"] = _versions(metrics)
+        row["status"] = "; ".join(self.notes) if self.notes else "ok"
+        row["settings"] = json.dumps(run_settings, sort_keys=True, default=str)
+        row["toolkit_version"] = __version__
+        row["date"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
+        stats = self._reference_stats(pixel, reference) if config.save_reference_stats else None
+        return RunResult(row=row, per_image=rows, settings=run_settings, image_dir=source.image_dir,
+                         skipped=skipped, notes=list(self.notes), hints=list(self.hints), reference_stats=stats)
+
+    def _skip_notes(self, skipped: list[Skipped]) -> None:
+        bad = [s for s in skipped if s.kind == "bad"]
+        ignored = [s for s in skipped if s.kind != "bad"]
+        if not skipped:
+            return
+        counts = ", ".join(part for part in (f"skipped {len(bad)} bad file(s)" if bad else "",
+                                             f"{len(ignored)} other file(s) not scored" if ignored else "") if part)
+        if self.config.per_image:
+            self.notes.append(f"{counts} (listed in {display(self.config.per_image.name)})")
+        else:
+            self.notes.append(f"{counts}: " + ", ".join(f"{s.name} ({s.reason})" for s in skipped))
+
+    def _reference_stats(self, pixel, reference):
+        from metrics.reference_stats import ReferenceStats, new_meta
+
+        if pixel is None or reference is None or reference[0] == "stats":
+            raise UserError("--save-reference-stats needs FID-family metrics with reference images "
+                            "(--dataset or --reference DIR)")
+        parts = self.ranks.gather(pixel.reference_stats_arrays())
+        arrays = {}
+        for part in parts:
+            for kind, (rows, recipe) in part.items():
+                arrays.setdefault(kind, ([], recipe))[0].append(rows)
+        if not arrays:
+            raise UserError("--save-reference-stats needs at least one of fid, kid, patch_fid, patch_kid")
+        import numpy as np
+
+        features = {kind: np.concatenate(rows) for kind, (rows, _) in arrays.items()}
+        full = arrays.get("full", arrays.get("patches"))[1]
+        patches = arrays["patches"][1] if "patches" in arrays else None
+        count = len(features["full"]) if "full" in features else len(features["patches"]) // patches["patch_count"]
+        source = display(self.config.reference or self.config.dataset or "reference")
+        return ReferenceStats(new_meta(full, count, source, patches), features)
+
+
+def is_generated(source) -> bool:
+    """True for a generated run (its images were made in memory by this toolkit)."""
+    return not source.serves_files
+
+
+def _versions(metrics: dict) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    packages = ["numpy", "opencv-python", "pillow", "scikit-image"]
+    if any(METRICS[n].reads != FILE for n in metrics):
+        packages += ["torch", "torchvision", "torchmetrics", "open_clip_torch"]
+    out = {}
+    for package in packages:
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def _progress(total, desc, enabled):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+
+
+def evaluate(config: EvalConfig) -> RunResult:
+    """Check the outputs, run, and write all outputs together (rank 0)."""
+    from aesthetic4k.evaluation.outputs import Outputs
+
+    outputs = Outputs(config)
+    run = Run(config)
+    result = run.execute()
+    if run.ranks.main:
+        outputs.commit(result)
+    return result

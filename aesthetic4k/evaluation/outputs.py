@@ -1,0 +1,136 @@
+"""The outputs of one run: checked before any work, committed together at the end.
+
+``--out`` (results.csv), ``--per-image``, ``--report``, ``--images-out`` and
+``--save-reference-stats`` are checked when the run starts (folders exist, nothing read-only or
+of the wrong kind), so a typo does not cost a whole run. At the end every output is first
+written beside its destination under a temporary name; only when all of them were written are
+they renamed into place (the results file under its lock), so a failure in one leaves all of
+them as they were.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from aesthetic4k import results
+from aesthetic4k.errors import UserError
+from aesthetic4k.evaluation.config import EvalConfig, RunResult
+from aesthetic4k.evaluation.sources import display
+from metrics.registry import METRICS
+
+PER_IMAGE_FIRST = ["stem", "file", "status", "width", "height"]
+PER_IMAGE_LAST = ["prompt", "reference"]
+
+
+def per_image_columns() -> list[str]:
+    """The per-image CSV layout: identity and status, each metric's per-image columns, then the inputs."""
+    metric_columns = [c for info in METRICS.values() for c in info.per_image]
+    return PER_IMAGE_FIRST + list(dict.fromkeys(metric_columns)) + PER_IMAGE_LAST
+
+
+def per_image_rows(result: RunResult) -> list[dict]:
+    """Scored images (status "ok"), then every file that was not scored, with its reason."""
+    rows = [{**row, "status": "ok"} for row in result.per_image]
+    for skipped in result.skipped:
+        rows.append({"stem": Path(skipped.name).stem, "file": skipped.name,
+                     "status": f"{'skipped' if skipped.kind == 'bad' else skipped.kind}: {skipped.reason}"})
+    return rows
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+class Outputs:
+    def __init__(self, config: EvalConfig):
+        self.config = config
+        named = [(config.out, "--out"), (config.per_image, "--per-image"), (config.report, "--report"),
+                 (config.save_reference_stats, "--save-reference-stats")]
+        seen = {}
+        for path, flag in named:
+            if path is None:
+                continue
+            key = os.path.abspath(path)
+            if key in seen:
+                raise UserError(f"{flag} and {seen[key]} name the same path {display(path)}")
+            seen[key] = flag
+        if config.out:
+            results.check_writable(Path(config.out), "results")
+            results.read_rows(config.out)          # an existing file must be a results file
+        if config.per_image:
+            results.check_writable(Path(config.per_image), "per-image CSV")
+        if config.save_reference_stats:
+            results.check_writable(Path(config.save_reference_stats), "statistics")
+        if config.report:
+            report = Path(config.report)
+            if report.exists() and not report.is_dir():
+                raise UserError(f"--report {display(report)}: is a file, expected a folder")
+            if not report.parent.is_dir():
+                raise UserError(f"--report {display(report)}: folder {display(report.parent)} does not exist")
+            if not os.access(report.parent, os.W_OK):
+                raise UserError(f"--report {display(report)}: cannot write in {display(report.parent)}")
+        if config.images_out:
+            images = Path(config.images_out)
+            if images.exists() and not images.is_dir():
+                raise UserError(f"--images-out {display(images)}: is a file, expected a folder")
+            try:
+                images.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(f"--images-out {display(images)}: cannot create it ({exc.strerror or exc})") from None
+            if not os.access(images, os.W_OK):
+                raise UserError(f"--images-out {display(images)}: not writable")
+
+    def commit(self, result: RunResult) -> None:
+        """Write every output beside its destination, then rename them all into place."""
+        config = self.config
+        staged: list[tuple[Path, Path]] = []     # (temporary, final)
+        try:
+            if config.per_image:
+                final = Path(config.per_image)
+                staged.append((_temporary(final), final))
+                results.write_csv(staged[-1][0], per_image_columns(), per_image_rows(result), format_cells=True)
+            if config.save_reference_stats:
+                final = Path(config.save_reference_stats)
+                staged.append((_temporary(final), final))
+                result.reference_stats.save(staged[-1][0])
+            if config.report:
+                from aesthetic4k.report import write_report
+
+                final = Path(config.report)
+                staged.append((_temporary(final), final))
+                write_report(result, staged[-1][0])
+            if config.out:
+                with results.locked(config.out):
+                    final = Path(config.out)
+                    columns, rows = results.merge_row(final, result.row)
+                    staged.append((_temporary(final), final))
+                    results.write_csv(staged[-1][0], columns, rows)
+                    self._rename_all(staged)
+            else:
+                self._rename_all(staged)
+        except OSError as exc:
+            raise UserError(f"cannot write the outputs ({exc.strerror or exc}); nothing was changed") from None
+        finally:
+            for tmp, _ in staged:
+                if tmp.is_dir():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                elif tmp.exists():
+                    tmp.unlink()
+
+    @staticmethod
+    def _rename_all(staged: list[tuple[Path, Path]]) -> None:
+        for tmp, final in staged:
+            mask = os.umask(0)
+            os.umask(mask)
+            if tmp.is_dir():
+                if final.exists():                   # swap the old report out, the new one in
+                    old = final.with_name(f".{final.name}.{os.getpid()}.old")
+                    os.replace(final, old)
+                    os.replace(tmp, final)
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    os.replace(tmp, final)
+            else:
+                os.chmod(tmp, 0o666 & ~mask)
+                os.replace(tmp, final)

@@ -1,0 +1,248 @@
+"""How a run feeds the metric classes: one path for the file metrics, one for the network metrics.
+
+What a metric reads and needs comes from ``metrics.registry``; nothing here is specific to one
+metric. File metrics (GLCM Score, Compression Ratio) get one decode per image through
+``metrics.detail.measure_files``. Network metrics (FID family, CLIPScore, Aesthetics) get
+features: computed once per image and recipe (FID and KID share theirs), from the in-memory
+image when it was just generated, else from the cache or the file, and added to the metrics in
+the run's fixed batches, so the same run gives the same bits however its images were obtained.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from aesthetic4k.errors import ImageError, UserError
+from aesthetic4k.evaluation.features import FileFeatures, GeneratedFeatures, recipe_digest
+from aesthetic4k.evaluation.sources import Item
+from metrics.registry import METRICS
+
+
+class DetailScoring:
+    """The file metrics of a run, fed from one decode per image (in ``workers`` threads)."""
+
+    def __init__(self, metrics: dict, jpeg_mode: Optional[str], keep_patches: bool, workers: int, max_pixels: int):
+        self.metrics = metrics
+        self.jpeg_mode = jpeg_mode if "compression_ratio" in metrics else None
+        self.keep_patches = keep_patches
+        self.workers = workers
+        self.max_pixels = max_pixels
+
+    def measure(self, items: list[Item]) -> list:
+        """One measurement per item, in order; ``error`` set for a file that cannot be used."""
+        from metrics.detail import measure_files
+
+        return list(measure_files([item.image_path for item in items], glcm="glcm_score" in self.metrics,
+                                  jpeg_mode=self.jpeg_mode, keep_patches=self.keep_patches,
+                                  workers=self.workers, max_pixels=self.max_pixels))
+
+    def per_image(self, item: Item) -> dict:
+        m = item.detail
+        row = {"width": m.width, "height": m.height}
+        for name in self.metrics:
+            row.update({column: getattr(m, column) for column in METRICS[name].per_image})
+        if self.keep_patches and m.glcm_patches is not None:
+            row["glcm_patches"] = m.glcm_patches
+        return row
+
+    def finish(self, measurements: list) -> None:
+        """Feed every measurement of the run (all ranks, in record order) to the metrics."""
+        for metric in self.metrics.values():
+            metric.add(measurements)
+
+
+class PixelScoring:
+    """The network metrics of a run: features per image and recipe, cached, added in fixed batches."""
+
+    def __init__(self, metrics: dict, generated: Optional[GeneratedFeatures], files: FileFeatures,
+                 from_files: bool, max_pixels: int, paired_reference: bool, keep_reference_features: bool = False):
+        self.metrics = metrics
+        self.generated = generated
+        self.files = files
+        self.from_files = from_files
+        self.max_pixels = max_pixels
+        self.paired_reference = paired_reference
+        self.digests: dict[str, Optional[str]] = {}
+        self.extractors: dict[str, object] = {}      # digest -> one metric that computes those features
+        for name, metric in metrics.items():
+            recipe = metric.feature_recipe()
+            digest = recipe_digest(recipe) if recipe is not None else f"uncached-{name}"
+            self.digests[name] = digest
+            self.extractors.setdefault(digest, metric)
+        self.sources: Counter = Counter()             # where generated features came from
+        self.real_features: dict[str, list] = {}      # digest -> real features, kept for --save-reference-stats
+        self.keep_reference_features = keep_reference_features
+        self._sha: dict = {}                          # image path -> sha256 of the saved JPEG
+
+    def _reference_digests(self) -> list[str]:
+        return list(dict.fromkeys(self.digests[n] for n in self.metrics if "reference" in METRICS[n].needs))
+
+    # -- features of one batch
+
+    def generated_features(self, items: list[Item]) -> list[tuple[Item, str]]:
+        """Set ``item.features`` for every network metric; return the (item, reason) that cannot be read."""
+        wanted = list(self.extractors)
+        pending = {digest: ([], []) for digest in wanted}      # digest -> (items, inputs)
+        bad = []
+        for item in items:
+            missing, kinds = [], set()
+            for digest in wanted:
+                cached, kind = self._cached_generated(item, digest)
+                if cached is None:
+                    missing.append(digest)
+                else:
+                    item.features[digest] = cached
+                    kinds.add(kind)
+            from_memory = item.image is not None and not self.from_files
+            if missing:
+                kinds.add("memory" if from_memory else "file")
+            # an image counts as "memory" only when every feature of it came from its in-memory pixels
+            self.sources["file" if "file" in kinds else "memory"] += 1
+            if not missing:
+                continue
+            try:
+                pixels = item.image if from_memory else _read(item.image_path, self.max_pixels)
+            except ImageError as exc:
+                bad.append((item, exc.reason))
+                continue
+            for digest in missing:
+                pending[digest][0].append(item)
+                pending[digest][1].append(self.extractors[digest].prepare(pixels, item.stem))
+        for digest, (todo, inputs) in pending.items():
+            for item, features in zip(todo, self.extractors[digest].embed(inputs)):
+                item.features[digest] = features
+                self._store_generated(item, digest, features.numpy())
+        return bad
+
+    def _cached_generated(self, item: Item, digest: str):
+        """(features, "memory" or "file") from a cache, or (None, None)."""
+        import torch
+
+        if digest.startswith("uncached") or item.jpeg is not None:   # just generated: computed from memory
+            return None, None
+        if self.generated is not None and not self.from_files:
+            if item.image_path not in self._sha:
+                self._sha[item.image_path] = _file_sha256(item.image_path)
+            found = self.generated.load(digest, item.stem, self._sha[item.image_path])
+            if found is not None:
+                return torch.from_numpy(found), "memory"
+        found = self.files.load(digest, item.image_path, item.stem)
+        return (None, None) if found is None else (torch.from_numpy(found), "file")
+
+    def _store_generated(self, item: Item, digest: str, features: np.ndarray) -> None:
+        if digest.startswith("uncached"):
+            return
+        if item.jpeg is not None and self.generated is not None and not self.from_files:
+            self.generated.save(digest, item.stem, item.jpeg_sha256, features)
+        elif item.jpeg is None:
+            self.files.save(digest, item.image_path, item.stem, features)
+
+    def reference_features(self, items: list[Item]) -> dict:
+        """Features of the batch's paired reference images: digest -> list in item order."""
+        import torch
+
+        out = {}
+        for digest in self._reference_digests():
+            extractor = self.extractors[digest]
+            values: list = [None] * len(items)
+            todo, inputs = [], []
+            for index, item in enumerate(items):
+                if item.reference_path is None:
+                    raise UserError(f"{item.stem}: no reference image in the dataset (FID-like metrics compare with "
+                                    "references; give a dataset with images or --reference)")
+                cached = self.files.load(digest, item.reference_path, item.stem) if not digest.startswith(
+                    "uncached") else None
+                if cached is not None:
+                    values[index] = torch.from_numpy(cached)
+                    continue
+                try:
+                    pixels = _read(item.reference_path, self.max_pixels)
+                except ImageError as exc:
+                    raise UserError(f"reference image {exc}") from None
+                todo.append(index)
+                inputs.append(extractor.prepare(pixels, item.stem))
+            for index, features in zip(todo, extractor.embed(inputs)):
+                values[index] = features
+                if not digest.startswith("uncached"):
+                    self.files.save(digest, items[index].reference_path, items[index].stem, features.numpy())
+            out[digest] = values
+        return out
+
+    def add_reference_folder(self, files: list[Path], batch: int, progress) -> None:
+        """An unpaired real side: every image of a folder, added to the reference metrics once."""
+        for start in range(0, len(files), batch):
+            chunk = [Item(path.stem, None, path, path) for path in files[start:start + batch]]
+            self._add_real(self.reference_features(chunk))
+            progress(len(chunk))
+
+    def add_reference_stats(self, stats) -> None:
+        for name, metric in self.metrics.items():
+            if "reference" in METRICS[name].needs:
+                metric.add_reference(stats)
+
+    def _add_real(self, real: dict) -> None:
+        import torch
+
+        for name, metric in self.metrics.items():
+            if "reference" in METRICS[name].needs:
+                metric.update(features=torch.cat(real[self.digests[name]]), real=True)
+        if self.keep_reference_features:
+            for digest, values in real.items():
+                self.real_features.setdefault(digest, []).extend(v.numpy() for v in values)
+
+    # -- adding a batch to the metrics
+
+    def add(self, items: list[Item]) -> None:
+        """Add a batch (good items only) to every network metric, real side first for paired references."""
+        import torch
+
+        if not items:
+            return
+        if self.paired_reference and self._reference_digests():
+            self._add_real(self.reference_features(items))
+        for name, metric in self.metrics.items():
+            features = torch.cat([item.features[self.digests[name]] for item in items])
+            needs = METRICS[name].needs
+            if "reference" in needs:
+                metric.update(features=features, real=False)
+            elif "prompt" in needs:
+                missing = [item.stem for item in items if not item.prompt]
+                if missing:
+                    raise UserError(f"{name} needs a prompt for every image; none for {', '.join(missing[:5])}")
+                metric.update(features=features, texts=[item.prompt for item in items])
+            else:
+                metric.update(features=features)
+
+    def per_image_values(self) -> dict:
+        """Column -> values in the order images were added (this process only)."""
+        out = {}
+        for name, metric in self.metrics.items():
+            if METRICS[name].per_image:
+                out.update(metric.per_image_values())
+        return out
+
+    def reference_stats_arrays(self) -> dict:
+        """``{"full": ..., "patches": ...}`` real features collected for --save-reference-stats."""
+        out = {}
+        for digest, rows in self.real_features.items():
+            recipe = self.extractors[digest].feature_recipe() or {}
+            out["patches" if recipe.get("patch_count") else "full"] = (np.concatenate(rows), recipe)
+        return out
+
+
+def _read(path: Path, max_pixels: int) -> np.ndarray:
+    from metrics.pixel_input import read_pil_rgb
+
+    return read_pil_rgb(path, max_pixels)
+
+
+def _file_sha256(path: Path) -> Optional[str]:
+    import hashlib
+
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None

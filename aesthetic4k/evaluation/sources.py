@@ -1,0 +1,260 @@
+"""Where a run's images come from: a folder of existing files, or a generator whose images are saved.
+
+Both give ``Item``s for dataset records. ``FolderImages`` serves files in place and accounts for
+every entry of the folder (a file that is not an image, cannot be read or is not in the dataset
+is listed with its reason). ``GeneratedImages`` generates what is not saved yet, keeps the
+in-memory pixels for the network metrics (the paper protocol) and saves each image as Pillow
+JPEG q95 named ``<stem>.jpg`` once its features are safe (evaluation/features.py).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from aesthetic4k.data.records import Record
+from aesthetic4k.errors import UserError
+from aesthetic4k.generators.base import GeneratorHandle, GeneratorOptions
+from metrics.errors import first_line, is_out_of_memory
+from metrics.image_input import IMAGE_SUFFIXES
+
+JPEG_QUALITY = 95
+# formats people save images in that the metrics' decoders do not read
+UNSUPPORTED_IMAGE_SUFFIXES = {".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".ico", ".svg", ".psd", ".raw"}
+
+
+def display(path) -> str:
+    """A path as text that can always be printed and written to UTF-8 CSV (undecodable bytes escaped)."""
+    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
+
+
+@dataclass
+class Item:
+    """One image on its way through the metrics."""
+
+    stem: str
+    prompt: Optional[str]
+    reference_path: Optional[Path]
+    image_path: Path                              # the saved q95 JPEG / the folder image
+    image: Optional[np.ndarray] = None            # H x W x 3 uint8 RGB in memory (just generated)
+    jpeg: Optional[bytes] = None                  # its q95 encoding, written to image_path by commit()
+    detail: object = None                         # the fine-detail measurement (metrics.detail)
+    features: dict = field(default_factory=dict)  # metric name -> features of the generated image
+
+    @property
+    def jpeg_sha256(self) -> Optional[str]:
+        return hashlib.sha256(self.jpeg).hexdigest() if self.jpeg is not None else None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was not scored, and why (listed in the per-image file and counted in the status)."""
+
+    name: str
+    reason: str
+    kind: str = "bad"          # "bad": an image that cannot be used; "ignored": not an image file
+
+
+def file_problem(path: Path) -> Optional[str]:
+    """Why ``path`` cannot be an image file, found without opening it (None: a regular file)."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        if os.path.islink(path):
+            return "symbolic link loop" if exc.errno == 40 else "broken symbolic link"
+        return f"cannot read ({exc.strerror or exc})"
+    if stat.S_ISDIR(info.st_mode):
+        return "is a folder, not an image"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file (pipe, socket or device)"
+    return None
+
+
+class FolderImages:
+    """Images generated elsewhere, in ``--images DIR``, matched to the dataset by file stem."""
+
+    serves_files = True
+    description = "pre-generated images in --images DIR, matched to the dataset by file stem"
+
+    def __init__(self, argument=None, options: GeneratorOptions | None = None):
+        options = options or GeneratorOptions()
+        folder = argument or options.images
+        if not folder:
+            raise UserError("generator folder needs --images DIR (or --generator folder:DIR)")
+        self.folder = Path(folder)
+        if not self.folder.exists():
+            raise UserError(f"{display(self.folder)}: folder does not exist")
+        if not self.folder.is_dir():
+            raise UserError(f"{display(self.folder)}: not a folder")
+        shown = os.path.normpath(display(folder)).replace(os.sep, "/")
+        self.name = f"folder:{shown}"          # the row key names what was scored
+        self.defaults = {"images": shown}
+        self.image_dir = self.folder
+        self.skipped: list[Skipped] = []
+        self._sizes = None
+        self.files = self._index()
+        if not self.files:
+            raise UserError(f"{display(self.folder)}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+
+    def _index(self) -> dict[str, Path]:
+        files: dict[str, Path] = {}
+        for entry in sorted(os.scandir(self.folder), key=lambda e: os.fsencode(e.name)):
+            if entry.name.startswith("."):
+                continue                                   # hidden files and the toolkit's own caches
+            path = Path(entry.path)
+            suffix = path.suffix.lower()
+            if suffix in IMAGE_SUFFIXES:
+                if path.stem in files:
+                    raise UserError(f"{display(self.folder)}: two images share the stem {display(path.stem)!r} "
+                                    f"({display(files[path.stem].name)}, {display(path.name)})")
+                files[path.stem] = path
+            elif suffix in UNSUPPORTED_IMAGE_SUFFIXES:
+                self.skipped.append(Skipped(display(path.name), f"unsupported image format ({suffix})"))
+            else:
+                reason = "a folder" if entry.is_dir() else f"not an image file ({suffix or 'no suffix'})"
+                self.skipped.append(Skipped(display(path.name), reason, "ignored"))
+        return files
+
+    def image_sizes(self) -> dict:
+        """stem -> (width, height) as the decoders will see it (EXIF rotation applied), None if unreadable.
+
+        Read from the file headers only, once.
+        """
+        if self._sizes is None:
+            self._sizes = {stem: header_size(path) for stem, path in self.files.items()}
+        return self._sizes
+
+    def records(self, dataset) -> tuple[list[Record], list[str]]:
+        """(records that have an image, notes). Without a dataset: every image, no prompt, no reference."""
+        if dataset is None:
+            return [Record(stem=stem, prompt="", image_path=None) for stem in self.files], []
+        records = list(dataset.records())
+        stems = {r.stem for r in records}
+        found = [r for r in records if r.stem in self.files]
+        missing = [r.stem for r in records if r.stem not in self.files]
+        notes = []
+        if missing:
+            notes.append(f"missing {len(missing)} image(s) of the dataset")
+            self.skipped.extend(Skipped(display(stem), "no image for this dataset entry", "missing") for stem in missing)
+        for stem in sorted(s for s in self.files if s not in stems):
+            self.skipped.append(Skipped(display(self.files[stem].name), "not in the dataset", "ignored"))
+        if not found:
+            raise UserError(f"no image in {display(self.folder)} matches a stem of dataset {dataset.name}")
+        return found, notes
+
+    def items(self, records: list[Record]) -> list[Item]:
+        return [Item(r.stem, r.prompt or None, r.image_path, self.files[r.stem]) for r in records]
+
+    def commit(self, items) -> None:
+        """Nothing to save: the files are the user's."""
+
+    def release(self) -> None:
+        pass
+
+
+def header_size(path: Path) -> Optional[tuple[int, int]]:
+    """(width, height) from an image file's header, rotated by its EXIF orientation; None if unreadable."""
+    if file_problem(path):
+        return None
+    try:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            width, height = image.size
+            orientation = image.getexif().get(0x0112, 1)
+    except Exception:  # any unreadable header: the decoders will report the file properly
+        return None
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def open_source(spec: str, options: GeneratorOptions):
+    """``folder[:DIR]`` gives the folder source; anything else names a generator."""
+    name, _, argument = spec.partition(":")
+    if name == "folder":
+        return FolderImages(argument or None, options)
+    from aesthetic4k.generators.registry import create
+
+    return create(spec, options)
+
+
+class GeneratedImages:
+    """A generator's images for the records, generated once and saved as ``<stem>.jpg`` (q95)."""
+
+    serves_files = False
+
+    def __init__(self, handle: GeneratorHandle, image_dir: Path, size: int, seed: int, batch_size: int = 1,
+                 keep_pixels: bool = True):
+        self.handle = handle
+        self.name = handle.name
+        self.defaults = handle.defaults
+        self.image_dir = Path(image_dir)
+        self.size = size
+        self.seed = seed
+        self.batch_size = max(1, int(batch_size))
+        self.keep_pixels = keep_pixels
+        self.generated = 0
+
+    def records(self, dataset) -> tuple[list[Record], list[str]]:
+        if dataset is None:
+            raise UserError(f"generator {self.name} needs prompts: give --dataset (aesthetic-4k, sample or a folder)")
+        return list(dataset.records()), []
+
+    def items(self, records: list[Record]) -> list[Item]:
+        """Items for the records; those without a saved image are generated now and kept in memory."""
+        items = [Item(r.stem, r.prompt, r.image_path, self.image_dir / f"{r.stem}.jpg") for r in records]
+        todo = [(r, it) for r, it in zip(records, items) if not it.image_path.exists()]
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start:start + self.batch_size]
+            images = self._generate([r for r, _ in chunk])
+            for (_, item), image in zip(chunk, images):
+                buffer = io.BytesIO()
+                image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+                item.jpeg = buffer.getvalue()
+                item.image = np.array(image) if self.keep_pixels else None
+            self.generated += len(chunk)
+        return items
+
+    def _generate(self, records: list[Record]) -> list:
+        from PIL import Image
+
+        try:
+            images = self.handle.generate(records, self.size, self.seed)
+        except (UserError, KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # a plugin's bug: name the generator, keep the one-line contract
+            if is_out_of_memory(exc):
+                raise
+            raise UserError(f"generator {self.name} failed: {type(exc).__name__}: {first_line(exc)}") from None
+        if images is None or len(images) != len(records):
+            got = "nothing" if images is None else f"{len(images)} images"
+            raise UserError(f"generator {self.name} returned {got} for {len(records)} prompts")
+        checked = []
+        for image in images:
+            if isinstance(image, np.ndarray):
+                image = Image.fromarray(image)
+            if not isinstance(image, Image.Image):
+                raise UserError(f"generator {self.name} returned {type(image).__name__}, expected PIL images")
+            if image.size != (self.size, self.size):
+                raise UserError(f"generator {self.name} returned a {image.width}x{image.height} image, "
+                                f"expected {self.size}x{self.size}")
+            checked.append(image.convert("RGB"))
+        return checked
+
+    def commit(self, items) -> None:
+        """Write the JPEGs generated for these items (after their features were saved)."""
+        from aesthetic4k.atomic import atomic_path
+
+        for item in items:
+            if item.jpeg is not None and not item.image_path.exists():
+                with atomic_path(item.image_path) as tmp:
+                    tmp.write_bytes(item.jpeg)
+
+    def release(self) -> None:
+        self.handle.release()
+

@@ -1,0 +1,90 @@
+"""What the network-based metrics (FID, KID, CLIPScore, Aesthetics) accept as images, in one place.
+
+Accepted, alone or in a list/tuple: a file path; a PIL image; an H x W x 3 (or H x W grey) numpy
+array; a (3, H, W) or (N, 3, H, W) torch tensor. Pixels are uint8 in [0, 255], or, with
+``normalize=True``, floats in [0, 1] that become ``(x * 255)`` truncated to uint8, as torchmetrics'
+FID does. Every image comes out as an H x W x 3 uint8 RGB numpy array.
+
+Files are read as the upstream evaluation script reads images for these metrics: Pillow,
+``.convert("RGB")``, no EXIF orientation applied (``generate_and_eval_fid.py``; the fine-detail
+metrics use OpenCV, which does rotate). The declared pixel count is checked from the header before
+anything is decoded.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from metrics.errors import ImageError, UserError
+
+DEFAULT_MAX_PIXELS = 250_000_000
+
+
+def read_pil_rgb(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """H x W x 3 uint8 pixels of a file decoded by Pillow (no EXIF rotation), after a pixel-count check."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(path, "is a folder, not an image" if path.is_dir() else "not a readable file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageError(path, f"{width}x{height} is {width * height / 1e6:.0f} megapixels, over the "
+                                           f"limit of {max_pixels / 1e6:.0f} (--max-pixels)")
+                return np.array(image.convert("RGB"))
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(path, f"cannot decode ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                         ) from None
+
+
+def _is_tensor(value) -> bool:
+    return type(value).__module__.startswith("torch") and hasattr(value, "dtype")
+
+
+def _uint8(array: np.ndarray, normalize: bool) -> np.ndarray:
+    if array.dtype == np.uint8:
+        if normalize:
+            raise UserError("normalize=True expects float images in [0, 1], got uint8")
+        return array
+    if not normalize or not np.issubdtype(array.dtype, np.floating):
+        raise UserError(f"expected uint8 images in [0, 255] (or float images in [0, 1] with normalize=True), "
+                        f"got {array.dtype}")
+    return (array * 255).astype(np.uint8)
+
+
+def _one(image, normalize: bool, max_pixels: int) -> np.ndarray:
+    if isinstance(image, (str, os.PathLike)):
+        return read_pil_rgb(image, max_pixels)
+    if type(image).__module__.startswith("PIL"):
+        return np.array(image.convert("RGB"))
+    if _is_tensor(image):
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise UserError(f"expected a (3, H, W) image tensor, got shape {tuple(image.shape)}")
+        array = image.detach().cpu().permute(1, 2, 0).numpy()
+    else:
+        array = np.asarray(image)
+        if array.ndim == 2:
+            array = np.repeat(array[:, :, None], 3, axis=2)
+        if array.ndim != 3 or array.shape[2] != 3:
+            raise UserError(f"expected an H x W x 3 image array, got shape {array.shape}")
+    return np.ascontiguousarray(_uint8(array, normalize))
+
+
+def as_rgb_list(images, normalize: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[np.ndarray]:
+    """Any accepted input (see the module docstring) -> list of H x W x 3 uint8 RGB arrays."""
+    if _is_tensor(images) and images.ndim == 4:
+        images = list(images)
+    elif isinstance(images, (str, os.PathLike, np.ndarray)) or _is_tensor(images) or \
+            type(images).__module__.startswith("PIL"):
+        images = [images] if not (isinstance(images, np.ndarray) and images.ndim == 4) else list(images)
+    return [_one(image, normalize, max_pixels) for image in images]

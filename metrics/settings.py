@@ -1,0 +1,61 @@
+"""The settings a set of metrics is built from (``MetricClass.from_settings``), one object for all.
+
+A metric reads only the fields it uses; the defaults are the published protocol.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass
+class MetricSettings:
+    size: int = 2048                       # FID-family evaluation size (shorter side, centre crop)
+    device: str = "cpu"                    # resolve "auto" with resolve_device before building metrics
+    batch_size: int = 8                    # images per network forward pass
+    weights: dict = field(default_factory=dict)   # weight name -> explicit file (``--weights NAME=PATH``)
+    allow_download: Optional[bool] = None  # None: the A4K_ALLOW_DOWNLOAD environment variable decides
+    cr_mode: str = "jpeg95"                # Compression Ratio: "jpeg95" re-encode, or "file" sizes
+    fid_protocol: str = "paper"
+    patch_count: int = 8                   # patch-FID/KID crops per image
+    patch_seed: int = 0
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    clip_model: str = "ViT-B-16"           # CLIPScore
+    aesthetics_model: str = "ViT-L-14"     # the CLIP under the aesthetic head
+    aesthetics_precision: Optional[str] = None   # "fp16" (upstream, CUDA) or "fp32"; None: fp16 on CUDA, else fp32
+    max_pixels: int = 250_000_000          # decode guard for every image read
+
+
+def resolve_device(spec: Optional[str]) -> str:
+    """``auto`` (or None) -> ``cuda`` when available (``cuda:LOCAL_RANK`` under torchrun), else ``cpu``.
+
+    An explicit CUDA device that does not exist is a UserError now, not a failure minutes later.
+    """
+    import os
+
+    from metrics.errors import UserError
+
+    spec = (spec or "auto").strip()
+    if spec == "cpu" or (spec == "auto" and os.environ.get("CUDA_VISIBLE_DEVICES") == ""):
+        return "cpu"
+    import torch
+
+    available = torch.cuda.is_available()
+    if spec == "auto":
+        if not available:
+            return "cpu"
+        local_rank = os.environ.get("LOCAL_RANK")
+        return f"cuda:{local_rank}" if local_rank else "cuda"
+    if spec.startswith("cuda"):
+        if not available:
+            raise UserError(f"--device {spec}: no CUDA device is available here (use --device cpu)")
+        index = spec.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise UserError(f"--device {spec}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        return spec
+    if spec != "mps":
+        raise UserError(f"--device {spec}: unknown device; use auto, cpu, cuda, cuda:N or mps")
+    if not torch.backends.mps.is_available():
+        raise UserError("--device mps: not available here (use --device cpu)")
+    return spec
