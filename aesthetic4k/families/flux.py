@@ -41,7 +41,7 @@ class Flux(ModelFamily):
     # train_flux_4k_wavelet.py: --weighting_scheme "none" (uniform timesteps; train_flux.sh keeps it),
     # latents (sample() - shift_factor) * scaling_factor, --guidance_scale 3.5;
     # train_flux.sh: 4 images per device, 8 processes (ds_config.yaml)
-    training = TrainingDefaults(timestep_sampling="logit_normal", latent_shift="subtract", guidance=3.5,  # as before issue 13 (items 4-5)
+    training = TrainingDefaults(timestep_sampling="uniform", latent_shift="subtract", guidance=3.5,
                                 max_sequence_length=512, batch_per_device=4, processes=8)
     latents_per_token = 2
 

@@ -14,7 +14,7 @@ class SD3(ModelFamily):
     generation = GenerationDefaults(steps=28, guidance=7.0, max_sequence_length=77)
     # train_sd3_4k_wavelet.py: --weighting_scheme logit_normal (0, 1), latents sample() * scaling_factor
     # (no shift); train_sd3.sh: 8 images per device, 8 processes (ds_config.yaml)
-    training = TrainingDefaults(timestep_sampling="logit_normal", latent_shift="subtract", guidance=None,  # as before issue 13 (items 4-5)
+    training = TrainingDefaults(timestep_sampling="logit_normal", latent_shift="none", guidance=None,
                                 max_sequence_length=77, batch_per_device=8, processes=8)
 
     def encode_prompts(self, pipe, prompts: list, device, max_sequence_length: int) -> tuple:

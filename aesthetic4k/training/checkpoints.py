@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -130,3 +131,15 @@ def load_progress(folder: Path, rank: int) -> dict:
     import torch
 
     return torch.load(folder / STATE_DIR / f"progress_{rank}.pt", weights_only=True)
+
+
+@contextmanager
+def state_dict_replaced(module, state: dict):
+    """While inside, ``module.state_dict()`` returns ``state``: ``save_pretrained`` then writes those
+    weights (merged LoRA, an EMA) from the live module, without a second copy of the model."""
+    module.state_dict = lambda *args, **kwargs: state
+    try:
+        yield module
+    finally:
+        if "state_dict" in module.__dict__:
+            del module.state_dict

@@ -47,10 +47,17 @@ def load_pixels(path, height: int, width: int):
     return to_tensor(fit_crop(_open(path, max(height, width)), height, width))
 
 
-def load_random_crop(path, size: int, generator):
-    """The shorter side resized to ``size`` (bilinear), a random ``size`` x ``size`` crop, a random
-    horizontal flip: the SC-VAE's training view. Offsets and flip come from ``generator``."""
+def random_crop_draws(generator) -> tuple:
+    """The three numbers one random crop needs (left, top, flip), drawn from ``generator`` in the
+    calling thread so that decoding in worker threads cannot change the order of draws."""
     import torch
+
+    return tuple(torch.rand(3, generator=generator).tolist())
+
+
+def load_random_crop(path, size: int, draws: tuple):
+    """The shorter side resized to ``size`` (bilinear), a ``size`` x ``size`` crop at the offsets that
+    ``draws`` pick, flipped horizontally when ``draws[2] < 0.5``: the SC-VAE's training view."""
     from PIL import Image
 
     image = _open(path, size)
@@ -59,12 +66,37 @@ def load_random_crop(path, size: int, generator):
     new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
     if (new_w, new_h) != (w, h):
         image = image.resize((new_w, new_h), Image.BILINEAR)
-    draws = torch.rand(3, generator=generator).tolist()
     left, top = int(draws[0] * (new_w - size + 1)), int(draws[1] * (new_h - size + 1))
     image = image.crop((left, top, left + size, top + size))
     if draws[2] < 0.5:
         image = image.transpose(Image.FLIP_LEFT_RIGHT)
     return to_tensor(image)
+
+
+def next_usable(stream, count: int, prepare, pool, on_bad_image: str, report_skip, data: str) -> list:
+    """``count`` (record, value) pairs from ``stream`` whose ``prepare(record)()`` gave no ImageError.
+
+    ``prepare(record)`` runs here and returns the job run in ``pool`` (decoding, a cache read).
+    A bad image stops the run (``on_bad_image="stop"``) or is passed to ``report_skip(record,
+    error)`` and replaced by the next record.
+    """
+    examples, failures = [], 0
+    while len(examples) < count:
+        records = stream.take(count - len(examples))
+        jobs = [pool.submit(prepare(record)) for record in records]
+        for record, job in zip(records, jobs):
+            value = job.result()
+            if isinstance(value, ImageError):
+                if on_bad_image == "stop":
+                    raise UserError(f"{value} (line {record.line}); fix or remove it, or pass --on-bad-image skip")
+                report_skip(record, value)
+                failures += 1
+                if failures > 2 * len(stream.records):  # bad runs can span an epoch boundary
+                    raise UserError(f"dataset {data}: no usable training image")
+                continue
+            failures = 0  # only a run of bad images longer than two epochs means none is usable
+            examples.append((record, value))
+    return examples
 
 
 def read_records(data: str, images_only: bool = False) -> list:

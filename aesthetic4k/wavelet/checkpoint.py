@@ -36,13 +36,10 @@ def merged_state_dict(state: dict, lora_scale: float, dtype=None) -> dict:
 
 def save_pipeline(pipe, transformer, folder: Path, transformer_state: dict) -> None:
     """``pipe.save_pretrained`` with ``transformer_state`` as the weights of ``transformer`` (pipe's own)."""
-    # the live module, its state_dict swapped for the merged, cast copy while saving: no second model
-    transformer.state_dict = lambda *args, **kwargs: transformer_state
-    try:
+    from aesthetic4k.training.checkpoints import state_dict_replaced
+
+    with state_dict_replaced(transformer, transformer_state):
         pipe.save_pretrained(folder)
-    finally:
-        if "state_dict" in transformer.__dict__:
-            del transformer.state_dict
 
 
 def write_marker(folder: Path, marker: dict) -> None:

@@ -29,7 +29,7 @@ from aesthetic4k import families
 from aesthetic4k.errors import ImageError, UserError
 from aesthetic4k.training import checkpoints, run_log
 from aesthetic4k.training.checkpoints import TrainingInterrupted
-from aesthetic4k.training.data import RecordStream, load_pixels, read_records
+from aesthetic4k.training.data import RecordStream, load_pixels, next_usable, read_records
 from aesthetic4k.wavelet.config import (
     RESUME_ALIASES, RESUME_KEYS, TrainConfig, TrainResult, check_model_folder, check_resolution, memory_advice,
     validate,
@@ -221,34 +221,29 @@ class Trainer:
 
     # -- one batch
 
-    def _decode(self, record):
-        try:
-            return load_pixels(record.image_path, self.height, self.width)
-        except ImageError as exc:
-            return exc
+    def _prepare(self, record):
+        """The job that brings one record's cache entry, or else its pixels (an ImageError when unusable)."""
+        def job():
+            entry = self.cache.load(record.stem) if self.cache else None
+            if entry is not None:
+                return {"cache": entry, "pixels": None}
+            try:
+                return {"cache": None, "pixels": load_pixels(record.image_path, self.height, self.width)}
+            except ImageError as exc:
+                return exc
+
+        return job
+
+    def _skip(self, record, error: ImageError) -> None:
+        self.skipped.append((str(record.image_path), error.reason))
+        run_log.say(self.accelerator, self.config.progress, f"skipped {record.image_path}: {error.reason}")
 
     def next_examples(self, pool) -> list:
         """``batch_size`` usable records of this process's stream, with pixels or cache entries."""
-        config, examples, failures = self.config, [], 0
-        while len(examples) < config.batch_size:
-            records = self.stream.take(config.batch_size - len(examples))
-            cached = [self.cache.load(r.stem) if self.cache else None for r in records]
-            futures = [None if c is not None else pool.submit(self._decode, r) for r, c in zip(records, cached)]
-            for record, entry, future in zip(records, cached, futures):
-                pixels = future.result() if future is not None else None
-                if isinstance(pixels, ImageError):
-                    if config.on_bad_image == "stop":
-                        raise UserError(f"{pixels} (line {record.line}); fix or remove it, or pass "
-                                        "--on-bad-image skip")
-                    self.skipped.append((str(record.image_path), pixels.reason))
-                    run_log.say(self.accelerator, config.progress, f"skipped {record.image_path}: {pixels.reason}")
-                    failures += 1
-                    if failures > 2 * len(self.records):  # bad runs can span an epoch boundary
-                        raise UserError(f"dataset {config.data}: no usable training image")
-                    continue
-                failures = 0  # only a run of bad images longer than two epochs means none is usable
-                examples.append({"record": record, "cache": entry, "pixels": pixels})
-        return examples
+        config = self.config
+        found = next_usable(self.stream, config.batch_size, self._prepare, pool, config.on_bad_image, self._skip,
+                            config.data)
+        return [{"record": record, **value} for record, value in found]
 
     def encode(self, examples: list) -> dict:
         """Stack prompt embeddings and latent distributions for a batch, filling the cache."""
