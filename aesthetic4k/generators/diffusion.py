@@ -81,6 +81,7 @@ class DiffusersGenerator:
         elif Path(chosen).expanduser().is_dir():
             self.vae_folder = vae_folder(chosen)
             self.vae = self.vae_folder.mode
+            self._vae_digest = self.vae_folder.fingerprint()  # hashed once: defaults are rebuilt after loading
         else:
             raise UserError(f"--vae {options.vae}: unknown; choose f16 (partitioned F16 VAE), f8 (original) "
                             "or a VAE folder (an a4k-train-vae checkpoint)")
@@ -144,9 +145,7 @@ class DiffusersGenerator:
         """A swapped-in VAE changes the images: its folder, weights digest and training step are recorded."""
         if self.vae_folder is None:
             return {}
-        if not hasattr(self, "_vae_fingerprint"):
-            self._vae_fingerprint = self.vae_folder.fingerprint()
-        recorded = {"vae_folder": str(self.vae_folder.weights.resolve()), "vae_sha256": self._vae_fingerprint}
+        recorded = {"vae_folder": str(self.vae_folder.weights.resolve()), "vae_sha256": self._vae_digest}
         if "step" in self.vae_folder.marker:
             recorded["vae_train_step"] = self.vae_folder.marker["step"]
         return recorded
