@@ -271,7 +271,7 @@ def test_uncached_hub_id_offline_says_how_to_download(monkeypatch, tmp_path):
 
 
 def test_failed_download_is_a_one_line_error(monkeypatch):
-    from aesthetic4k.families import loading as pipeline_source
+    from aesthetic4k.families import loading
 
     calls = []
 
@@ -280,8 +280,8 @@ def test_failed_download_is_a_one_line_error(monkeypatch):
         raise OSError("Couldn't connect to the Hub\n" + "details " * 100)
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(pipeline_source, "hub_offline", lambda: False)
-    monkeypatch.setattr(pipeline_source, "_from_pretrained", unreachable)
+    monkeypatch.setattr(loading, "hub_offline", lambda: False)
+    monkeypatch.setattr(loading, "_from_pretrained", unreachable)
     with pytest.raises(UserError, match="could not be downloaded.*accept the licence") as caught:
         flux_base(None, GeneratorOptions()).load()
     assert calls == [True, False]  # the cache first, then the hub
