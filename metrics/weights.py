@@ -94,6 +94,21 @@ SPECS: dict[str, WeightSpec] = {s.name: s for s in [
             "sac+logos+ava1-l14-linearMSE.pth",
         sha256="21dd590f3ccdc646f0d53120778b296013b096a035a2718c9cb0d511bff0f1e0",
     ),
+    # LPIPS (VGG) of a4k-train-vae: torchvision's ImageNet VGG16 and the LPIPS v0.1 linear layers
+    WeightSpec(
+        "vgg16", "torchvision VGG16 ImageNet weights (LPIPS backbone of a4k-train-vae)", "A4K_VGG16",
+        cache_files=("vgg16-397923af.pth",),
+        torch_hub_files=("vgg16-397923af.pth",),
+        url="https://download.pytorch.org/models/vgg16-397923af.pth",
+        sha256_prefix="397923af",
+    ),
+    WeightSpec(
+        "lpips-vgg", "LPIPS v0.1 linear layers for VGG (lpips package, weights/v0.1/vgg.pth)", "A4K_LPIPS_VGG",
+        cache_files=("lpips-vgg-v0.1.pth",),
+        package_file=("lpips", "weights/v0.1/vgg.pth"),
+        url="https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth",
+        sha256_prefix="a78928a0af1e5f0f",  # of the 7289-byte file; a prefix so tiny test heads load by path
+    ),
 ]}
 
 

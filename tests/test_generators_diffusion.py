@@ -180,6 +180,7 @@ def make_checkpoint(tiny, tmp_path, model="sd3", marker=None):
 
 
 def test_wlf_checkpoint_uses_its_marker(tiny, tmp_path):
+    # "model" is the key of checkpoints written before the family rename: still read
     folder = make_checkpoint(tiny, tmp_path, "sd3", {"model": "sd3", "vae": "f8", "partitions": 2, "step": 7})
     generator = create(f"wlf:{folder}", fast_options())
     assert generator.family == "sd3" and generator.defaults["vae"] == "f8"
@@ -189,7 +190,7 @@ def test_wlf_checkpoint_uses_its_marker(tiny, tmp_path):
 
 
 def test_wlf_checkpoint_marked_f16_generates_with_the_f16_vae(tiny, tmp_path):
-    folder = make_checkpoint(tiny, tmp_path, "flux", {"model": "flux", "vae": "f16", "partitions": 2})
+    folder = make_checkpoint(tiny, tmp_path, "flux", {"family": "flux", "vae": "f16", "partitions": 2})
     generator = wlf_checkpoint(str(folder), fast_options())
     assert generator.generate(PROMPTS[:1], 64, seed=0)[0].size == (64, 64)
     assert generator.pipe.vae_scale_factor == 16
@@ -217,7 +218,7 @@ def test_wlf_marker_on_a_folder_that_is_not_a_pipeline(tmp_path):
 
 
 def test_wlf_marker_model_must_match_the_pipeline(tiny, tmp_path):
-    folder = make_checkpoint(tiny, tmp_path, "sd3", {"model": "flux", "vae": "f8"})
+    folder = make_checkpoint(tiny, tmp_path, "sd3", {"family": "flux", "vae": "f8"})
     with pytest.raises(UserError, match="expected a FluxPipeline"):
         wlf_checkpoint(str(folder), GeneratorOptions())
 
@@ -270,7 +271,7 @@ def test_uncached_hub_id_offline_says_how_to_download(monkeypatch, tmp_path):
 
 
 def test_failed_download_is_a_one_line_error(monkeypatch):
-    from aesthetic4k.generators import pipeline_source
+    from aesthetic4k.families import loading
 
     calls = []
 
@@ -279,8 +280,8 @@ def test_failed_download_is_a_one_line_error(monkeypatch):
         raise OSError("Couldn't connect to the Hub\n" + "details " * 100)
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(pipeline_source, "hub_offline", lambda: False)
-    monkeypatch.setattr(pipeline_source, "_from_pretrained", unreachable)
+    monkeypatch.setattr(loading, "hub_offline", lambda: False)
+    monkeypatch.setattr(loading, "_from_pretrained", unreachable)
     with pytest.raises(UserError, match="could not be downloaded.*accept the licence") as caught:
         flux_base(None, GeneratorOptions()).load()
     assert calls == [True, False]  # the cache first, then the hub
@@ -358,7 +359,7 @@ def test_release_frees_the_pipeline(tiny):
 
 
 def test_import_does_not_load_heavy_libraries():
-    code = ("import sys, aesthetic4k.generators.diffusion, aesthetic4k.generators.pipeline_source;"
+    code = ("import sys, aesthetic4k.generators.diffusion, aesthetic4k.families.loading;"
             "print([m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -11,8 +11,11 @@ import torch
 from PIL import Image
 
 from aesthetic4k.errors import UserError
+from aesthetic4k.training import data as training_data
+from aesthetic4k.training.checkpoints import TrainingInterrupted
 from aesthetic4k.wavelet import train as wlf_train
-from aesthetic4k.wavelet.train import TrainConfig, TrainingInterrupted, train
+from aesthetic4k.wavelet.config import TrainConfig
+from aesthetic4k.wavelet.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +64,7 @@ def _write_dataset(folder, good=1, corrupt=False, missing=False):
 
 
 def _config(base, data, out, **overrides):
-    options = dict(model="sd3", base=str(base), data=str(data), output_dir=str(out), resolution=64,
+    options = dict(family="sd3", base=str(base), data=str(data), output_dir=str(out), resolution=64,
                    max_steps=4, checkpoint_every=2, mixed_precision="no", device="cpu", learning_rate=1e-2,
                    batch_size=2, max_sequence_length=16, tensorboard=False, progress=False, num_workers=1,
                    gradient_checkpointing=False)
@@ -69,15 +72,15 @@ def _config(base, data, out, **overrides):
     return TrainConfig(**options)
 
 
-def _validation(folder, kind, data):
+def _validation(folder, family, data):
     from diffusers import DiffusionPipeline
 
     from aesthetic4k.wavelet.pipeline import use_f16_vae
 
     pipe = use_f16_vae(DiffusionPipeline.from_pretrained(str(folder)))
-    record = next(r for r in wlf_train.read_records(str(data)) if r.stem.startswith("good"))
-    pixels = wlf_train.load_pixels(record.image_path, 64, 64)
-    return wlf_train.validation_loss(pipe, kind, [pixels], [record.prompt], max_sequence_length=16)
+    record = next(r for r in training_data.read_records(str(data)) if r.stem.startswith("good"))
+    pixels = training_data.load_pixels(record.image_path, 64, 64)
+    return wlf_train.validation_loss(pipe, family, [pixels], [record.prompt], max_sequence_length=16)
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +115,8 @@ def test_checkpoint_is_a_pipeline_folder_that_generates(overfit_run):
 
     _, out, _, result = overfit_run
     marker = json.loads((result.checkpoint / "a4k_wlf.json").read_text())
-    assert {k: marker[k] for k in ("model", "vae", "partitions", "step")} == \
-        {"model": "sd3", "vae": "f16", "partitions": 2, "step": 40}
+    assert {k: marker[k] for k in ("family", "vae", "partitions", "step")} == \
+        {"family": "sd3", "vae": "f16", "partitions": 2, "step": 40}
     assert (out / "latest").read_text().strip() == "checkpoint-000040"
     assert not list(out.glob(".*tmp"))
     pipe = DiffusionPipeline.from_pretrained(str(result.checkpoint))
@@ -146,7 +149,7 @@ def test_cli_runs_resumes_latest_and_keeps_one_log(sd3_folder, tmp_path, capsys)
 
     data = _write_dataset(tmp_path / "data", good=2)
     out = tmp_path / "run"
-    common = ["--model", "sd3", "--base", str(sd3_folder), "--data", str(data), "--output-dir", str(out),
+    common = ["--family", "sd3", "--base", str(sd3_folder), "--data", str(data), "--output-dir", str(out),
               "--resolution", "64", "--checkpoint-every", "2", "--mixed-precision", "no", "--device", "cpu",
               "--max-sequence-length", "16", "--no-tensorboard", "--quiet", "--num-workers", "1"]
     assert main(common + ["--max-steps", "2"]) == 0
@@ -163,7 +166,7 @@ def test_flux_lora_checkpoint_holds_merged_weights(flux_folder, tmp_path):
     from aesthetic4k.wavelet.pipeline import use_f16_vae
 
     data = _write_dataset(tmp_path / "data", good=1)
-    config = _config(flux_folder, data, tmp_path / "run", model="flux", max_steps=2, lora_rank=4,
+    config = _config(flux_folder, data, tmp_path / "run", family="flux", max_steps=2, lora_rank=4,
                      batch_size=1)
     result = train(config)
     base = FluxTransformer2DModel.from_pretrained(str(flux_folder), subfolder="transformer").state_dict()
@@ -178,10 +181,10 @@ def test_flux_lora_checkpoint_holds_merged_weights(flux_folder, tmp_path):
     assert image.size == (64, 64)
 
 
-def test_wrong_model_kind(sd3_folder, tmp_path):
+def test_wrong_model_family(sd3_folder, tmp_path):
     data = _write_dataset(tmp_path / "data")
-    with pytest.raises(UserError, match="holds a StableDiffusion3Pipeline.*--model sd3"):
-        train(_config(sd3_folder, data, tmp_path / "run", model="flux"))
+    with pytest.raises(UserError, match="holds a StableDiffusion3Pipeline.*--family sd3"):
+        train(_config(sd3_folder, data, tmp_path / "run", family="flux"))
     with pytest.raises(UserError, match="model_index.json"):
         train(_config(data, data, tmp_path / "run"))
 
@@ -223,7 +226,7 @@ def test_optional_extras_have_clear_messages(monkeypatch):
 def test_bad_options_are_one_line_errors(tmp_path, capsys):
     from aesthetic4k.cli.train import main
 
-    code = main(["--model", "sd3", "--base", str(tmp_path), "--data", str(tmp_path), "--output-dir",
+    code = main(["--family", "sd3", "--base", str(tmp_path), "--data", str(tmp_path), "--output-dir",
                  str(tmp_path / "o"), "--batch-size", "0"])
     assert code == 2
     err = capsys.readouterr().err.strip()
@@ -240,18 +243,20 @@ def test_help_does_not_import_torch():
 def test_pack_unpack_matches_diffusers_flux_layout():
     from diffusers import FluxPipeline
 
+    from aesthetic4k.families import flux
+
     latents = torch.randn(2, 4, 6, 8)
-    packed = wlf_train.pack_latents(latents)
+    packed = flux.pack_latents(latents)
     torch.testing.assert_close(packed, FluxPipeline._pack_latents(latents, 2, 4, 6, 8))
-    torch.testing.assert_close(wlf_train.unpack_latents(packed, 6, 8), latents)
+    torch.testing.assert_close(flux.unpack_latents(packed, 6, 8), latents)
     ids = FluxPipeline._prepare_latent_image_ids(2, 3, 4, "cpu", torch.float32)
-    torch.testing.assert_close(wlf_train.latent_image_ids(6, 8, "cpu", torch.float32), ids)
+    torch.testing.assert_close(flux.latent_image_ids(6, 8, "cpu", torch.float32), ids)
 
 
 def test_fit_crop_keeps_aspect_and_centre():
     image = Image.new("RGB", (300, 100), (0, 0, 0))
     image.paste((255, 255, 255), (100, 0, 200, 100))  # white middle third
-    out = wlf_train.fit_crop(image, 64, 64)
+    out = training_data.fit_crop(image, 64, 64)
     assert out.size == (64, 64)
     assert np.asarray(out).min() > 200  # only the middle survives the centre crop
-    assert wlf_train.fit_crop(image, 32, 96).size == (96, 32)
+    assert training_data.fit_crop(image, 32, 96).size == (96, 32)

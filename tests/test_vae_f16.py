@@ -119,22 +119,22 @@ def tiny_pipes():
     return {"sd3": build_tiny_sd3(), "flux": build_tiny_flux()}
 
 
-@pytest.mark.parametrize("kind", ["sd3", "flux"])
-def test_use_f16_vae_pipeline_generates_at_sixteen(tiny_pipes, kind):
+@pytest.mark.parametrize("family", ["sd3", "flux"])
+def test_use_f16_vae_pipeline_generates_at_sixteen(tiny_pipes, family):
     from aesthetic4k.wavelet.pipeline import use_f16_vae
 
-    pipe = tiny_pipes[kind]
+    pipe = tiny_pipes[family]
     pipe.set_progress_bar_config(disable=True)
     assert use_f16_vae(pipe) is pipe
     use_f16_vae(pipe, partitions=3)  # idempotent: only the partitions change
     assert pipe.vae_scale_factor == 16
     assert pipe.vae.decoder.conv_out.partitions == 3
-    expected_processor = 32 if kind == "flux" else 16
+    expected_processor = 32 if family == "flux" else 16
     assert pipe.image_processor.config.vae_scale_factor == expected_processor
     generator = torch.Generator().manual_seed(0)
     latents = pipe("a cat", height=64, width=96, num_inference_steps=1, output_type="latent",
                    generator=generator).images
     # SD3: 4 x 6 latent; Flux: 2 x 3 packed tokens of 2 x 2 latents
-    assert latents.shape[-2:] == (4, 6) if kind == "sd3" else latents.shape[1] == 6
+    assert latents.shape[-2:] == (4, 6) if family == "sd3" else latents.shape[1] == 6
     image = pipe("a cat", height=64, width=96, num_inference_steps=1, generator=generator).images[0]
     assert image.size == (96, 64)

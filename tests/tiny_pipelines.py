@@ -226,3 +226,42 @@ def save_tiny_sd3(folder, seed: int = 0) -> Path:
 def save_tiny_flux(folder, seed: int = 0) -> Path:
     """Build a tiny random Flux pipeline and save it to ``folder`` (created); returns the folder."""
     return _save(build_tiny_flux(seed), folder)
+
+
+def build_tiny_vae(latent_channels: int = 4, scaling: float = 1.2, shift: float = 0.1, seed: int = 0):
+    """The tiny pipelines' VAE on its own (F8, 4 levels), with a nearly deterministic posterior.
+
+    A random VAE's posterior has a standard deviation near 1, which would make every latent
+    sample mostly noise; a trained one's is tiny, so the log-variance bias is set low.
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    vae = _tiny_vae(latent_channels, scaling, shift)
+    with torch.no_grad():
+        bias = vae.encoder.conv_out.bias
+        bias[bias.shape[0] // 2:] = -20.0
+    return vae
+
+
+def save_tiny_lpips(folder, widths=(4, 8, 8, 16, 16), seed: int = 0) -> tuple[Path, Path]:
+    """Random LPIPS weights in the real files' layouts: a torchvision-style VGG16 state dict
+    (``features.N.*``) with small widths, and non-negative linear layers (``linK.model.1.weight``)."""
+    import torch
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(seed)
+    backbone, channels, index = {}, 3, 0
+    for stage, (width, convs) in enumerate(zip(widths, (2, 2, 3, 3, 3))):
+        if stage:
+            index += 1  # max pool
+        for _ in range(convs):
+            scale = (2.0 / (9 * channels)) ** 0.5
+            backbone[f"features.{index}.weight"] = torch.randn(width, channels, 3, 3, generator=generator) * scale
+            backbone[f"features.{index}.bias"] = torch.randn(width, generator=generator) * 0.01
+            channels, index = width, index + 2  # convolution + ReLU
+    heads = {f"lin{k}.model.1.weight": torch.rand(1, w, 1, 1, generator=generator) / w for k, w in enumerate(widths)}
+    torch.save(backbone, folder / "vgg16-tiny.pth")
+    torch.save(heads, folder / "lpips-vgg-tiny.pth")
+    return folder / "vgg16-tiny.pth", folder / "lpips-vgg-tiny.pth"

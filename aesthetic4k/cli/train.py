@@ -10,16 +10,23 @@ import argparse
 import signal
 import sys
 
+from aesthetic4k import families
 from aesthetic4k.errors import UserError
 
 EXAMPLE = """example (a tiny run on the CPU):
-  a4k-train --model sd3 --base ./tiny-sd3 --data ./my-4k-set --output-dir runs/wlf \\
+  a4k-train --family sd3 --base ./tiny-sd3 --data ./my-4k-set --output-dir runs/wlf \\
       --resolution 128 --max-steps 20 --checkpoint-every 10 --mixed-precision no --device cpu
 resume the newest checkpoint of a run:
-  a4k-train --model sd3 --base ./tiny-sd3 --data ./my-4k-set --output-dir runs/wlf --resume
+  a4k-train --family sd3 --base ./tiny-sd3 --data ./my-4k-set --output-dir runs/wlf --resume
 evaluate a checkpoint:
   a4k-eval --generator wlf:runs/wlf/checkpoint-000020 --dataset sample --out results.csv
-"""
+upstream defaults per family (used when the option is not given):
+""" + "".join(
+    f"  {f.name}: --timestep-sampling {f.training.timestep_sampling}, --latent-shift {f.training.latent_shift}, "
+    f"--max-sequence-length {f.training.max_sequence_length}"
+    + (f", --guidance {f.training.guidance}" if f.training.guidance is not None else "")
+    + f"; the paper ran --batch-size {f.training.batch_per_device} on {f.training.processes} processes\n"
+    for f in families.FAMILIES.values())
 
 
 def _resolution(text: str) -> tuple[int, int]:
@@ -57,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "pipeline that `a4k-eval --generator wlf:<folder>` loads.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     need = parser.add_argument_group("what to train")
-    need.add_argument("--model", required=True, choices=["sd3", "flux"], help="model family")
+    need.add_argument("--family", "--model", dest="family", required=True, choices=families.names(),
+                      help="model family (--model is the old name of this option)")
     need.add_argument("--base", required=True, help="hub id or local diffusers pipeline folder to start from "
                       "(e.g. stabilityai/stable-diffusion-3-medium-diffusers, black-forest-labs/FLUX.1-dev)")
     need.add_argument("--data", required=True, help="dataset folder in the published layout "
@@ -67,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="training crop, 4096 or HEIGHTxWIDTH; divisible by 16 x patch size (default 4096)")
 
     method = parser.add_argument_group("method")
-    method.add_argument("--vae", choices=["f16", "f8"], default="f16",
-                        help="f16: the partitioned F16 VAE (WLF, default); f8: the model's own VAE")
+    method.add_argument("--vae", default="f16", metavar="f16|f8|DIR",
+                        help="f16: the partitioned F16 VAE (WLF, default); f8: the model's own VAE; DIR: a VAE "
+                             "folder (an a4k-train-vae checkpoint, an SC-VAE) that replaces the model's VAE")
     method.add_argument("--partitions", type=int, default=2, help="k x k partitions of the F16 decoder's last "
                         "stage (default 2; only memory changes)")
     method.add_argument("--loss", choices=["wlf", "mse"], default="wlf",
@@ -80,9 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="per-level weights, finest level first (default all 1)")
     method.add_argument("--weighting", choices=["none", "sigma_sqrt", "cosmap"], default="none",
                         help="SD3 sigma loss weighting (default none)")
+    method.add_argument("--timestep-sampling", choices=["uniform", "logit_normal", "mode"], default=None,
+                        help="how training timesteps are drawn (default: the family's upstream script: "
+                             "logit_normal for SD3, uniform for Flux)")
     method.add_argument("--logit-mean", type=float, default=0.0, help="logit-normal timestep mean (default 0)")
     method.add_argument("--logit-std", type=float, default=1.0, help="logit-normal timestep std (default 1)")
-    method.add_argument("--guidance", type=float, default=3.5, help="Flux guidance embedding value (default 3.5)")
+    method.add_argument("--mode-scale", type=float, default=1.29, help="scale of the mode density (default 1.29)")
+    method.add_argument("--latent-shift", choices=["none", "subtract"], default=None,
+                        help="none: latents sample * scaling_factor; subtract: (sample - shift_factor) * "
+                             "scaling_factor (default: the family's upstream script: none for SD3, subtract for Flux)")
+    method.add_argument("--guidance", type=float, default=None,
+                        help="guidance embedding value in training (Flux-dev; default 3.5 as upstream)")
     method.add_argument("--max-sequence-length", type=int, default=None,
                         help="T5 tokens (default 77 for SD3, 512 for Flux)")
 
@@ -123,13 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args):
-    from aesthetic4k.wavelet.train import TrainConfig
+    from aesthetic4k.wavelet.config import TrainConfig
 
     return TrainConfig(
-        model=args.model, base=args.base, data=args.data, output_dir=args.output_dir, resolution=args.resolution,
+        family=args.family, base=args.base, data=args.data, output_dir=args.output_dir, resolution=args.resolution,
         vae=args.vae, partitions=args.partitions, loss=args.loss, wavelet_levels=args.wavelet_levels,
         band_weights=args.band_weights, level_weights=args.level_weights, weighting=args.weighting,
-        logit_mean=args.logit_mean, logit_std=args.logit_std, learning_rate=args.learning_rate,
+        timestep_sampling=args.timestep_sampling, logit_mean=args.logit_mean, logit_std=args.logit_std,
+        mode_scale=args.mode_scale, latent_shift=args.latent_shift, learning_rate=args.learning_rate,
         weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm, batch_size=args.batch_size,
         gradient_accumulation=args.gradient_accumulation, max_steps=args.max_steps,
         checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints, seed=args.seed,

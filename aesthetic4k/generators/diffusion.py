@@ -16,32 +16,22 @@ import inspect
 import json
 from pathlib import Path
 
+from aesthetic4k import families
 from aesthetic4k.errors import UserError
+from aesthetic4k.families.loading import (
+    check_vae_fits, load_pipeline, local_folder, pipeline_class_name, vae_folder,
+)
 from aesthetic4k.generators.base import GeneratorOptions
-from aesthetic4k.generators.pipeline_source import load_pipeline, local_folder, pipeline_class_name
 
 FLUX_4K_MODEL = "zhang0jhon/flux_wavelet"
 FLUX_BASE_MODEL = "black-forest-labs/FLUX.1-dev"
 SD3_BASE_MODEL = "stabilityai/stable-diffusion-3-medium-diffusers"
 WLF_MARKER = "a4k_wlf.json"
 
-# Paper protocol per model family. Guidance: the authors' eval script defaults to 7.0; their
-# released Flux-4K model is meant to run at 5.0-5.5 at 4K, so Flux uses 5.0 (--guidance 7 for
-# the script's value).
-FAMILY_DEFAULTS = {
-    "flux": {"steps": 50, "guidance": 5.0, "max_sequence_length": 512},
-    "sd3": {"steps": 28, "guidance": 7.0, "max_sequence_length": 77},
-}
-PIPELINE_FAMILY = {"FluxPipeline": "flux", "StableDiffusion3Pipeline": "sd3"}
 DTYPES = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16",
           "half": "float16", "fp32": "float32", "float32": "float32", "float": "float32"}
 VAE_CHOICES = ("f16", "f8")
 OOM_ADVICE = "use a smaller --batch-size (1 at 4K), --offload (model CPU offload) and the F16 VAE (--vae f16)"
-
-
-def family_of(class_name: str | None) -> str | None:
-    """``flux``, ``sd3`` or None (a pipeline run with its own defaults)."""
-    return PIPELINE_FAMILY.get(class_name or "")
 
 
 def _dtype_name(options: GeneratorOptions) -> str:
@@ -67,9 +57,11 @@ def _offload_mode(options: GeneratorOptions) -> str:
 class DiffusersGenerator:
     """A diffusers pipeline behind the Generator protocol.
 
-    ``family`` (``flux``/``sd3``) is what the pipeline must be, and brings the paper's settings
-    for it; None accepts any pipeline and runs it with its own defaults. ``vae`` is ``f16``
-    (partitioned F16 VAE, Flux/SD3 only) or ``f8`` (the pipeline's own VAE).
+    ``family`` (``flux``/``sd3``, see :mod:`aesthetic4k.families`) is what the pipeline must be,
+    and brings the paper's settings for it; None accepts any pipeline and runs it with its own
+    defaults. ``vae`` is ``f16`` (partitioned F16 VAE, Flux/SD3 only), ``f8`` (the pipeline's own
+    VAE) or a VAE folder (an a4k-train-vae checkpoint, an SC-VAE): its weights replace the
+    pipeline's VAE, which then decodes as the folder's ``a4k_vae.json`` says (F16 by default).
 
     ``defaults`` holds what determines the images and never depends on whether the model is
     cached or loaded yet (a4k-eval keys its image cache on it); after loading, the settings a
@@ -81,19 +73,27 @@ class DiffusersGenerator:
         self.name = name
         self.source = str(source)
         self.options = options
-        self.expected_family = family
-        self.vae = (options.vae or vae).lower()
-        if self.vae not in VAE_CHOICES:
-            raise UserError(f"--vae {options.vae}: unknown; choose f16 (partitioned F16 VAE) or f8 (original)")
+        self.expected_family = families.get(family) if family else None
+        self.vae_folder = None
+        chosen = str(options.vae or vae)
+        if chosen.lower() in VAE_CHOICES:
+            self.vae = chosen.lower()
+        elif Path(chosen).expanduser().is_dir():
+            self.vae_folder = vae_folder(chosen)
+            self.vae = self.vae_folder.mode
+            self._vae_digest = self.vae_folder.fingerprint()  # hashed once: defaults are rebuilt after loading
+        else:
+            raise UserError(f"--vae {options.vae}: unknown; choose f16 (partitioned F16 VAE), f8 (original) "
+                            "or a VAE folder (an a4k-train-vae checkpoint)")
         self.partitions = 2 if options.partitions is None else options.partitions
         if not isinstance(self.partitions, int) or isinstance(self.partitions, bool) or self.partitions < 1:
             raise UserError(f"--partitions {options.partitions}: must be a positive integer")
         self.dtype = _dtype_name(options)
         self.offload = _offload_mode(options)
         self.class_name = None
-        self.family = family
+        self.family = family  # the family's name; known for certain once loaded
         found = pipeline_class_name(self.source)  # validates a local folder; reads the cache only
-        if family and found and family_of(found) != family:
+        if self.expected_family and found and found != self.expected_family.pipeline_class:
             raise UserError(self._wrong_family_message(found))
         self._extra_defaults = dict(extra_defaults or {})
         self.pipe = None
@@ -103,7 +103,7 @@ class DiffusersGenerator:
 
     def _wrong_family_message(self, class_name: str) -> str:
         return (f"{self.name}: {self.source} holds a {class_name}, expected a "
-                f"{'FluxPipeline' if self.expected_family == 'flux' else 'StableDiffusion3Pipeline'}; "
+                f"{self.expected_family.pipeline_class}; "
                 "use --generator diffusers:<folder> for other pipelines")
 
     def _setting(self, key: str):
@@ -112,18 +112,20 @@ class DiffusersGenerator:
                  "max_sequence_length": (self.options.extra or {}).get("max_sequence_length")}[key]
         if given is not None:
             return given
-        return FAMILY_DEFAULTS.get(self.expected_family, {}).get(key)
+        if self.expected_family is None:
+            return None
+        return getattr(self.expected_family.generation, key)
 
     def _describe(self) -> dict:
         defaults = {
             "model": self.source,
-            "pipeline": self.class_name or {"flux": "FluxPipeline", "sd3": "StableDiffusion3Pipeline"}.get(
-                self.expected_family),
+            "pipeline": self.class_name or (self.expected_family and self.expected_family.pipeline_class),
             "steps": self._setting("steps"),
             "guidance": self._setting("guidance"),
             "max_sequence_length": self._setting("max_sequence_length"),
             "dtype": self.dtype,
             "vae": self.vae,
+            **self._vae_folder_defaults(),
             "seed_generator": "cpu, same seed every prompt",
         }
         # Offload, partitions and batch size change memory, not images: they stay out of the
@@ -139,6 +141,15 @@ class DiffusersGenerator:
         defaults.update(self._extra_defaults)
         return {key: value for key, value in defaults.items() if value is not None}
 
+    def _vae_folder_defaults(self) -> dict:
+        """A swapped-in VAE changes the images: its folder, weights digest and training step are recorded."""
+        if self.vae_folder is None:
+            return {}
+        recorded = {"vae_folder": str(self.vae_folder.weights.resolve()), "vae_sha256": self._vae_digest}
+        if "step" in self.vae_folder.marker:
+            recorded["vae_train_step"] = self.vae_folder.marker["step"]
+        return recorded
+
     # -- loading ----------------------------------------------------------------------------
 
     def load(self):
@@ -150,9 +161,12 @@ class DiffusersGenerator:
         device = self._device(torch)
         pipe = load_pipeline(self.source, torch_dtype=getattr(torch, self.dtype))
         self.class_name = type(pipe).__name__
-        if self.expected_family and family_of(self.class_name) != self.expected_family:
+        if self.expected_family and self.class_name != self.expected_family.pipeline_class:
             raise UserError(self._wrong_family_message(self.class_name))
-        self.family = self.expected_family or family_of(self.class_name)
+        found = self.expected_family or families.of_pipeline(pipe)
+        self.family = found.name if found else None
+        if self.vae_folder is not None:
+            self._swap_vae(pipe, torch)
         if self.vae == "f16":
             pipe = self._use_f16_vae(pipe)
         if self.offload == "model":
@@ -176,8 +190,13 @@ class DiffusersGenerator:
             raise UserError(f"--device {self.options.device}: CUDA is not available here; use --device cpu")
         return device
 
+    def _swap_vae(self, pipe, torch):
+        vae = self.vae_folder.load(torch_dtype=getattr(torch, self.dtype))
+        check_vae_fits(pipe, vae, f"--vae {self.vae_folder.weights}")
+        pipe.register_modules(vae=vae)
+
     def _use_f16_vae(self, pipe):
-        if self.family not in ("flux", "sd3"):
+        if self.family is None:
             raise UserError(f"{self.name}: the F16 VAE works with Flux and SD3 pipelines, not {self.class_name}; "
                             "use --vae f8")
         try:
@@ -207,8 +226,8 @@ class DiffusersGenerator:
         """Side lengths must be a multiple of this: VAE scale factor x transformer patch (2x2 packing for Flux)."""
         pipe = self.load()
         scale = int(getattr(pipe, "vae_scale_factor", 8) or 8)
-        if "Flux" in self.class_name:
-            return scale * 2
+        if self.family is not None and getattr(pipe, "transformer", None) is not None:
+            return scale * families.get(self.family).patch_size(pipe.transformer)
         for name in ("transformer", "unet"):
             model = getattr(pipe, name, None)
             if model is not None:
@@ -344,9 +363,13 @@ def read_wlf_marker(folder) -> dict:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise UserError(f"{marker_path}: unreadable checkpoint marker ({exc})") from None
     if not isinstance(marker, dict):
-        raise UserError(f"{marker_path}: expected a JSON object with model, vae, partitions")
-    if marker.get("model") not in FAMILY_DEFAULTS:
-        raise UserError(f"{marker_path}: model is {marker.get('model')!r}, expected 'sd3' or 'flux'")
+        raise UserError(f"{marker_path}: expected a JSON object with family, vae, partitions")
+    # "model" is what checkpoints written before the family rename call it
+    family = marker.get("family", marker.get("model"))
+    if family not in families.FAMILIES:
+        raise UserError(f"{marker_path}: family is {family!r}, expected "
+                        + " or ".join(repr(name) for name in families.FAMILIES))
+    marker["family"] = family
     if str(marker.get("vae", "f8")).lower() not in VAE_CHOICES:
         raise UserError(f"{marker_path}: vae is {marker.get('vae')!r}, expected 'f16' or 'f8'")
     partitions = marker.get("partitions", 2)
@@ -366,5 +389,5 @@ def wlf_checkpoint(argument: str | None, options: GeneratorOptions) -> Diffusers
         if key in marker:
             extra["train_step"] = marker[key]
             break
-    return DiffusersGenerator(f"wlf:{argument}", argument, options, family=marker["model"],
+    return DiffusersGenerator(f"wlf:{argument}", argument, options, family=marker["family"],
                               vae=str(marker.get("vae", "f8")).lower(), extra_defaults=extra)

@@ -10,10 +10,10 @@ _EXPORTS = {
     "dwt2": "dwt", "idwt2": "dwt", "wavedec2": "dwt", "waverec2": "dwt", "subbands": "dwt",
     "concat_subbands": "dwt",
     "wavelet_loss": "loss", "x0_mse": "loss", "x0_from_prediction": "loss", "add_noise": "loss",
-    "sigma_weighting": "loss", "logit_normal": "loss", "sample_timesteps": "loss",
+    "sigma_weighting": "loss", "logit_normal": "loss", "timestep_density": "loss", "sample_timesteps": "loss",
     "make_f16": "vae_f16", "make_f8": "vae_f16", "upsample_conv": "vae_f16", "spatial_factor": "vae_f16",
-    "use_f16_vae": "pipeline", "pipeline_kind": "pipeline",
-    "TrainConfig": "train", "validation_loss": "train",  # the function: aesthetic4k.wavelet.train.train
+    "use_f16_vae": "pipeline", "pipeline_family": "pipeline",
+    "TrainConfig": "config", "validation_loss": "train",  # the function: aesthetic4k.wavelet.train.train
 }
 
 __all__ = sorted(_EXPORTS)

@@ -67,17 +67,40 @@ def logit_normal(n: int, mean: float = 0.0, std: float = 1.0, generator=None, de
     return torch.sigmoid(z)
 
 
-def sample_timesteps(n: int, train_sigmas, train_timesteps, mean: float = 0.0, std: float = 1.0, generator=None):
-    """Pick ``n`` training timesteps by logit-normal density, as SD3 / Flux training does.
+def timestep_density(scheme: str, n: int, mean: float = 0.0, std: float = 1.0, mode_scale: float = 1.29,
+                     generator=None):
+    """``n`` values in [0, 1] that pick training timesteps, under the names of diffusers' training utilities.
+
+    - ``uniform``: ``u ~ U[0, 1)``, every timestep equally likely (what the upstream Flux script
+      does with its default ``--weighting_scheme none``);
+    - ``logit_normal``: ``sigmoid(N(mean, std))``, mid-range timesteps favoured (SD3's default);
+    - ``mode``: ``1 - u - mode_scale * (cos(pi u / 2)^2 - 1 + u)`` with ``u ~ U[0, 1)``, the
+      mode-centred density of the SD3 paper (``mode_scale`` 1.29 upstream).
+    """
+    import torch
+
+    if scheme == "logit_normal":
+        return logit_normal(n, mean, std, generator=generator)
+    if scheme not in ("uniform", "mode"):
+        raise ValueError(f"timestep sampling must be uniform, logit_normal or mode, not {scheme!r}")
+    u = torch.rand(n, generator=generator)
+    if scheme == "mode":
+        u = 1.0 - u - mode_scale * (torch.cos(math.pi * u / 2.0) ** 2 - 1.0 + u)
+    return u
+
+
+def sample_timesteps(n: int, train_sigmas, train_timesteps, mean: float = 0.0, std: float = 1.0, generator=None,
+                     scheme: str = "logit_normal", mode_scale: float = 1.29):
+    """Pick ``n`` training timesteps by ``scheme`` (see :func:`timestep_density`), as SD3 / Flux training does.
 
     ``train_sigmas`` / ``train_timesteps`` are the scheduler's training tables (a fresh
-    ``FlowMatchEulerDiscreteScheduler``: ``.sigmas``, ``.timesteps``). Returns ``(sigmas,
-    timesteps)`` on the CPU, float32.
+    ``FlowMatchEulerDiscreteScheduler``: ``.sigmas``, ``.timesteps``); the value ``u`` picks
+    entry ``floor(u * count)``. Returns ``(sigmas, timesteps)`` on the CPU, float32.
     """
     import torch
 
     count = len(train_timesteps)
-    u = logit_normal(n, mean, std, generator=generator)
+    u = timestep_density(scheme, n, mean, std, mode_scale, generator=generator)
     index = (u * count).long().clamp_(0, count - 1)
     sigmas = torch.as_tensor(train_sigmas, dtype=torch.float32).cpu()[index]
     timesteps = torch.as_tensor(train_timesteps, dtype=torch.float32).cpu()[index]

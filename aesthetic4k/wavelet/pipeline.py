@@ -1,23 +1,18 @@
 """Make a diffusers Flux or SD3 pipeline generate with the partitioned F16 VAE."""
 from __future__ import annotations
 
+from aesthetic4k import families
 from aesthetic4k.errors import UserError
 from aesthetic4k.wavelet import vae_f16
 
-SUPPORTED_PIPELINES = ("StableDiffusion3Pipeline", "FluxPipeline")
 
-
-def pipeline_kind(pipe) -> str:
-    """``"sd3"`` or ``"flux"`` from the pipeline's class (its subclasses and img2img variants included)."""
-    for cls in type(pipe).__mro__:
-        name = cls.__name__
-        if name.startswith("StableDiffusion3"):
-            return "sd3"
-        if name.startswith("Flux"):
-            return "flux"
-    raise UserError(
-        f"{type(pipe).__name__} is not supported by the F16 VAE: use a {' or '.join(SUPPORTED_PIPELINES)}"
-    )
+def pipeline_family(pipe) -> families.ModelFamily:
+    """The family of ``pipe`` (its subclasses and img2img variants included); a UserError when none."""
+    family = families.of_pipeline(pipe)
+    if family is None:
+        supported = " or ".join(f.pipeline_class for f in families.FAMILIES.values())
+        raise UserError(f"{type(pipe).__name__} is not supported by the F16 VAE: use a {supported}")
+    return family
 
 
 def use_f16_vae(pipe, partitions: int = 2):
@@ -28,7 +23,7 @@ def use_f16_vae(pipe, partitions: int = 2):
     Flux latents ``size / 32`` tokens a side, and its image processor is rebuilt for
     the new factor. Calling it again only changes ``partitions``.
     """
-    pipeline_kind(pipe)
+    pipeline_family(pipe)
     vae = getattr(pipe, "vae", None)
     if vae is None:
         raise UserError(f"{type(pipe).__name__} has no VAE to convert")
