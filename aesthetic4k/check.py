@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aesthetic4k.errors import UserError
-from aesthetic4k.results_schema import ResultRow, format_key, load_results, parse_key
+from aesthetic4k.results_schema import ResultRow, load_results
+from metrics.errors import did_you_mean
 from metrics.registry import METRICS, parse_metric_list
 
 BETTER, SAME, WITHIN, REGRESSION = "better", "same", "worse, within tolerance", "REGRESSION"
@@ -31,6 +32,8 @@ class Tolerance:
 
 
 NO_TOLERANCE = Tolerance(0.0)
+# relative differences below this are floating-point noise (another CPU, BLAS or summation order), not changes
+NUMERIC_NOISE = 1e-9
 
 
 def parse_tolerances(text: str) -> dict[str, Tolerance]:
@@ -85,7 +88,7 @@ class Comparison:
 
     @property
     def verdict(self) -> str:
-        if self.difference == 0:
+        if abs(self.difference) <= NUMERIC_NOISE * max(1.0, abs(self.baseline)):
             return SAME
         if self.worse_by < 0:
             return BETTER
@@ -97,6 +100,7 @@ class RowCheck:
     current: ResultRow
     baseline: ResultRow
     comparisons: tuple
+    skipped: tuple = ()        # baseline metrics the current row has no value for (not compared)
 
     @property
     def regressions(self) -> list[Comparison]:
@@ -108,12 +112,12 @@ def pair_rows(current: list[ResultRow], baseline: list[ResultRow], row: str | No
     """Which current row is compared with which baseline row."""
     by_key = {r.key: r for r in baseline}
 
-    def find(rows, key_text, where):
-        key = format_key(*parse_key(key_text))
+    def find(rows, key, where):
         for r in rows:
             if r.key == key:
                 return r
-        raise UserError(f"{where} has no row {key}; it has: {', '.join(r.key for r in rows)}")
+        raise UserError(f"{where} has no row {key}{did_you_mean(key, [r.key for r in rows])} "
+                        f"(it has: {', '.join(r.key for r in rows)})")
 
     if row is not None:
         chosen = [find(current, row, current[0].path)]
@@ -138,10 +142,16 @@ def pair_rows(current: list[ResultRow], baseline: list[ResultRow], row: str | No
 
 def compare(current: ResultRow, baseline: ResultRow, metrics: list[str] | None,
             tolerances: dict[str, Tolerance]) -> RowCheck:
-    """Compare the chosen metrics (default: every metric the baseline has); missing values are errors."""
-    names = metrics if metrics is not None else [m for m in METRICS if m in baseline.values]
+    """Compare the chosen metrics (default: every metric both rows have); a chosen metric missing is an error."""
+    skipped = ()
+    if metrics is None:
+        names = [m for m in METRICS if m in baseline.values and m in current.values]
+        skipped = tuple(m for m in METRICS if m in baseline.values and m not in current.values)
+    else:
+        names = metrics
     if not names:
-        raise UserError(f"{baseline.where}: baseline row {baseline.key} has no metric values to compare")
+        raise UserError(f"{baseline.where}: baseline row {baseline.key} and {current.where}: row {current.key} "
+                        "have no metric value in common to compare")
     comparisons = []
     for name in names:
         for row, role in ((baseline, "baseline"), (current, "current")):
@@ -151,7 +161,7 @@ def compare(current: ResultRow, baseline: ResultRow, metrics: list[str] | None,
                                 "re-run that metric or leave it out with --metrics")
         comparisons.append(Comparison(name, current.values[name], baseline.values[name],
                                       tolerances.get(name, NO_TOLERANCE)))
-    return RowCheck(current, baseline, tuple(comparisons))
+    return RowCheck(current, baseline, tuple(comparisons), skipped)
 
 
 def run_check(results, baseline, tolerance: str | None = None, metrics: str | None = None,
@@ -178,7 +188,7 @@ def format_report(checks: list[RowCheck]) -> str:
         rows = [header]
         for c in check.comparisons:
             info = METRICS[c.metric]
-            rows.append([c.metric, "higher" if info.higher_is_better else "lower", _number(c.current),
+            rows.append([c.metric, info.better, _number(c.current),
                          _number(c.baseline), f"{c.difference:+.4g}", str(c.tolerance), c.verdict])
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         lines = [title]
@@ -187,6 +197,8 @@ def format_report(checks: list[RowCheck]) -> str:
                                    for i, (cell, w) in enumerate(zip(r, widths))).rstrip())
             if index == 0:
                 lines.append("  ".join("-" * w for w in widths))
+        if check.skipped:
+            lines.append(f"not compared (no value in the current row): {', '.join(check.skipped)}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -201,7 +213,9 @@ def format_markdown(checks: list[RowCheck]) -> str:
         for c in check.comparisons:
             info = METRICS[c.metric]
             verdict = f"**{c.verdict}**" if c.verdict == REGRESSION else c.verdict
-            lines.append(f"| {info.title} {'↑' if info.higher_is_better else '↓'} | {_number(c.current)} | "
+            lines.append(f"| {info.label} | {_number(c.current)} | "
                          f"{_number(c.baseline)} | {c.difference:+.4g} | {c.tolerance} | {verdict} |")
+        if check.skipped:
+            lines.append(f"\nNot compared (no value in the current row): {', '.join(check.skipped)}")
         lines.append("")
     return "\n".join(lines)

@@ -22,7 +22,7 @@ class ResultRow:
 
     generator: str
     dataset: str
-    size: int
+    size: int | str          # pixels, or "mixed" (a folder of images of several sizes)
     values: dict = field(default_factory=dict)      # metric name -> float
     texts: dict = field(default_factory=dict)       # metric name -> the cell text as written (for display)
     n_images: int | None = None
@@ -47,20 +47,16 @@ def format_key(generator: str, dataset: str, size) -> str:
     return f"{generator}/{dataset}/{size}"
 
 
-def parse_key(text: str) -> tuple[str, str, int]:
-    """Split ``generator/dataset/size``; the dataset may itself contain slashes (a folder path)."""
-    parts = text.split("/")
-    if len(parts) < 3 or not parts[0] or not parts[-1] or not "/".join(parts[1:-1]):
-        raise UserError(f"row {text!r} is not generator/dataset/size (e.g. upscale/sample/2048)")
-    size = parse_size(parts[-1], f"row {text!r}")
-    return parts[0], "/".join(parts[1:-1]), size
+MIXED = "mixed"   # the size cell of a folder run whose images differ in size
 
 
-def parse_size(cell: str, where: str) -> int:
+def parse_size(cell: str, where: str) -> int | str:
+    if cell == MIXED:
+        return MIXED
     try:
         size = int(cell)
     except ValueError:
-        raise UserError(f"{where}: size {cell!r} is not a whole number of pixels") from None
+        raise UserError(f"{where}: size {cell!r} is not a whole number of pixels (or {MIXED!r})") from None
     if size <= 0:
         raise UserError(f"{where}: size {cell!r} must be positive")
     return size

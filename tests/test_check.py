@@ -145,12 +145,13 @@ def bad_cases(tmp_path):
         "nan": ([str(nan), "--baseline", g], "not a finite number"),
         "inf baseline": ([g, "--baseline", str(inf)], "not a finite number"),
         "not a number": ([str(text), "--baseline", g], "'abc' is not a number"),
-        "missing metric": ([str(missing_metric), "--baseline", g], "has no fid value (status: fid unavailable"),
+        "missing metric asked for": ([str(missing_metric), "--baseline", g, "--metrics", "fid"],
+                                     "has no fid value (status: fid unavailable"),
         "asked metric missing in baseline": ([g, "--baseline", str(missing_metric), "--metrics", "fid"],
                                              "baseline row mygen/sample/2048 has no fid value"),
         "no matching baseline row": ([g, "--baseline", str(other_row)], "has no row mygen/sample/2048"),
         "named row absent": ([g, "--baseline", g, "--row", "x/sample/2048"], "has no row x/sample/2048"),
-        "bad row syntax": ([g, "--baseline", g, "--row", "justaname"], "is not generator/dataset/size"),
+        "bad row syntax": ([g, "--baseline", g, "--row", "justaname"], "has no row justaname (it has: mygen/sample/2048)"),
         "bad size": ([str(bad_size), "--baseline", g], "size 'big' is not a whole number"),
         "duplicate rows": ([str(duplicate), "--baseline", g], "already on line 2"),
         "bad settings": ([str(bad_settings), "--baseline", g], "settings is not valid JSON"),
@@ -193,3 +194,23 @@ def test_console_script_help_is_light():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "--tolerance" in result.stdout and "Exit status" in result.stdout
+
+
+def test_metrics_missing_from_the_current_row_are_skipped_and_named(tmp_path, capsys):
+    """By default the metrics both rows have are compared; the baseline's others are named, not errors."""
+    baseline = write_results(tmp_path / "base.csv", [row(**BASE)])
+    partial = dict(BASE)
+    partial["fid"] = ""
+    current = write_results(tmp_path / "current.csv", [row(**partial)])
+    assert main([str(current), "--baseline", str(baseline)]) == 0
+    out = capsys.readouterr().out
+    assert "not compared (no value in the current row): fid" in out and "OK, no regression" in out
+
+
+def test_floating_point_noise_is_not_a_regression(tmp_path, capsys):
+    baseline = write_results(tmp_path / "base.csv", [row(**BASE)])
+    noisy = dict(BASE)
+    noisy["fid"] = BASE["fid"] * (1 + 1e-12)
+    current = write_results(tmp_path / "current.csv", [row(**noisy)])
+    assert main([str(current), "--baseline", str(baseline)]) == 0
+    assert "REGRESSION" not in capsys.readouterr().out

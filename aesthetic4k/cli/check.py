@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aesthetic4k.cli.common import run_main
+from aesthetic4k.cli.common import Parser, run_main
 from aesthetic4k.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="a4k-check",
         description="Compare the rows of RESULTS (written by a4k-eval) with the rows of the same "
                     "generator/dataset/size in a baseline results file, honouring each metric's direction "

@@ -218,7 +218,10 @@ def _as_json(result) -> str:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:          # usage errors (exit 2, one line) and --help (exit 0)
+        return int(exc.code or 0)
 
     def body():
         if args.version:

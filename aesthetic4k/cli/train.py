@@ -7,6 +7,8 @@ Launch on one device with ``a4k-train ...`` and on several with
 from __future__ import annotations
 
 import argparse
+
+from aesthetic4k.cli.common import Parser
 import signal
 import sys
 
@@ -57,7 +59,7 @@ def _floats(count: int | None):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="a4k-train",
         description="Fine-tune SD3 or Flux on 2K-4K images with the wavelet loss (WLF) and the partitioned "
                     "F16 VAE. Defaults are the paper's settings. Each checkpoint folder is a diffusers "

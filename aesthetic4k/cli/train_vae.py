@@ -7,6 +7,8 @@ training starts.
 from __future__ import annotations
 
 import argparse
+
+from aesthetic4k.cli.common import Parser
 import signal
 import sys
 
@@ -34,7 +36,7 @@ def _weights(text: str) -> tuple[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="a4k-train-vae",
         description="Train the Scale-Consistent F16 VAE (SC-VAE): the F16-converted VAE's decoder learns to "
                     "match the original F8 VAE (teacher) with pixel MSE, LPIPS, a patch GAN and the "

@@ -27,6 +27,7 @@ from aesthetic4k.evaluation.ranks import Ranks, setup_ranks
 from aesthetic4k.evaluation.scoring import DetailScoring, PixelScoring
 from aesthetic4k.evaluation.sources import FolderImages, GeneratedImages, Skipped, display, open_source
 from aesthetic4k.generators.base import GeneratorHandle
+from aesthetic4k.results_schema import MIXED
 from metrics import weights
 from metrics.cache import cache_root
 from metrics.registry import FILE, METRICS, PUBLISHED
@@ -77,7 +78,7 @@ class Run:
             if width != height:
                 info["image_size"] = f"{width}x{height}"
         else:
-            cell, native = "mixed", None
+            cell, native = MIXED, None
             if shapes:
                 widths, heights = [w for w, _ in shapes], [h for _, h in shapes]
                 info["image_sizes"] = f"widths {min(widths)}-{max(widths)}, heights {min(heights)}-{max(heights)}"
@@ -170,6 +171,10 @@ class Run:
                                      keep_pixels=not config.from_files)
         records, notes = source.records(dataset)
         self.notes.extend(notes)
+        unreadable = [s for s in getattr(source, "skipped", []) if s.kind == "bad"]
+        if unreadable and not config.skip_bad:
+            first = unreadable[0]
+            raise UserError(f"{display(source.image_dir / first.name)}: {first.reason} (use --skip-bad to skip bad files)")
         if config.limit:
             records = records[:config.limit]
         if getattr(dataset, "is_sample", False):
@@ -219,7 +224,7 @@ class Run:
                 for item in good:
                     rows.append(self._row(item, detail, folder, size))
                     if detail:
-                        measurements.append((item.stem, replace(item.detail, glcm_patches=None)))
+                        measurements.append((rows[-1]["stem"], replace(item.detail, glcm_patches=None)))
                     item.image = item.jpeg = None       # pixels are not kept beyond their batch
                 progress.update(len(items))
         finally:
@@ -244,7 +249,7 @@ class Run:
             progress.close()
 
     def _row(self, item, detail: Optional[DetailScoring], folder, size: int) -> dict:
-        row = {"stem": item.stem, "file": display(item.image_path), "prompt": item.prompt,
+        row = {"stem": display(item.stem), "file": display(item.image_path), "prompt": item.prompt,
                "reference": display(item.reference_path) if item.reference_path else None}
         if detail:
             row.update(detail.per_image(item))

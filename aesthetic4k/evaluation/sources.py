@@ -110,6 +110,10 @@ class FolderImages:
             path = Path(entry.path)
             suffix = path.suffix.lower()
             if suffix in IMAGE_SUFFIXES:
+                problem = file_problem(path)            # never open a pipe, a folder or a dangling link
+                if problem:
+                    self.skipped.append(Skipped(display(path.name), problem))
+                    continue
                 if path.stem in files:
                     raise UserError(f"{display(self.folder)}: two images share the stem {display(path.stem)!r} "
                                     f"({display(files[path.stem].name)}, {display(path.name)})")
