@@ -7,8 +7,11 @@ them. Importing this module does not import torch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import os
 from importlib import import_module
+from typing import Optional
 
+from metrics import weights
 from metrics.errors import UserError, did_you_mean
 
 FILE, PIXELS = "file", "pixels"       # what a metric reads: the image file, or decoded pixels through a network
@@ -46,10 +49,10 @@ class MetricInfo:
     def weight_names(self, settings=None) -> list[str]:
         """The weight files this metric loads with ``settings`` (metrics.settings.MetricSettings)."""
         from metrics.settings import MetricSettings
-        from metrics.weights import clip_weight_name
 
         settings = settings or MetricSettings()
-        return [clip_weight_name(getattr(settings, w[5:])) if w.startswith("clip:") else w for w in self.weights]
+        return [weights.clip_weight_name(getattr(settings, w[5:])) if w.startswith("clip:") else w
+                for w in self.weights]
 
     def load_class(self):
         """The metric class (importing it may import torch)."""
@@ -102,3 +105,31 @@ def parse_metric_list(text: str) -> list[str]:
         raise UserError(f"unknown metric(s) {', '.join(unknown)}{did_you_mean(unknown[0], METRICS)} "
                         f"(available: {', '.join(METRICS)})")
     return list(dict.fromkeys(names))
+
+
+def weight_sources(overrides: Optional[dict] = None, allow_download: Optional[bool] = None,
+                   settings=None) -> list[dict]:
+    """For each metric and weight, where the file would come from (``source``) or why not (``reason``).
+
+    Checks local files only: it never downloads and never imports torch.
+    """
+    overrides = overrides or {}
+    rows = []
+    for metric in METRICS.values():
+        for weight in metric.weight_names(settings):
+            row = {"metric": metric.name, "weight": weight}
+            try:
+                spec = weights.spec_for(weight)
+                if overrides.get(weight) or os.environ.get(spec.env) or any(
+                        p.is_file() for p, _ in weights.local_candidates(spec)):
+                    resolved = weights.resolve(weight, overrides.get(weight), allow_download=False)
+                    row["source"] = resolved.source
+                    row["path"] = str(resolved.path)
+                elif weights.would_download(weight, allow_download):
+                    row["source"] = weights.would_download(weight, allow_download)
+                else:
+                    weights.resolve(weight, None, allow_download=False)
+            except UserError as exc:
+                row["reason"] = str(exc)
+            rows.append(row)
+    return rows

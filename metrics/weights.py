@@ -238,7 +238,7 @@ def _hf_cached(repo: str, files: tuple) -> Optional[Path]:
     return None
 
 
-def _local_candidates(spec: WeightSpec):
+def local_candidates(spec: WeightSpec):
     """(path, source) pairs of the cache and package sources, in order; no network."""
     for filename in spec.cache_files:
         yield weights_cache() / filename, "cache"
@@ -310,7 +310,7 @@ def resolve(name: str, explicit: Optional[str] = None, allow_download: Optional[
         return _explicit(spec, explicit, f"--weights {name}")
     if os.environ.get(spec.env):
         return _explicit(spec, os.environ[spec.env], f"env {spec.env}")
-    for path, source in _local_candidates(spec):
+    for path, source in local_candidates(spec):
         if path.is_file():
             if spec.sha256:
                 verify(spec, path, source)
@@ -330,32 +330,3 @@ def would_download(name: str, allow_download: Optional[bool] = None) -> Optional
     if spec.url:
         return f"url {spec.url} (download on first use)"
     return None
-
-
-def describe(overrides: Optional[dict] = None, allow_download: Optional[bool] = None, settings=None) -> list[dict]:
-    """For each metric and weight, where the file would come from (``source``) or why not (``reason``).
-
-    Checks local files only: it never downloads and never imports torch.
-    """
-    from metrics.registry import METRICS
-
-    overrides = overrides or {}
-    rows = []
-    for metric in METRICS.values():
-        for weight in metric.weight_names(settings):
-            row = {"metric": metric.name, "weight": weight}
-            try:
-                spec = spec_for(weight)
-                if overrides.get(weight) or os.environ.get(spec.env) or any(
-                        p.is_file() for p, _ in _local_candidates(spec)):
-                    resolved = resolve(weight, overrides.get(weight), allow_download=False)
-                    row["source"] = resolved.source
-                    row["path"] = str(resolved.path)
-                elif would_download(weight, allow_download):
-                    row["source"] = would_download(weight, allow_download)
-                else:
-                    resolve(weight, None, allow_download=False)
-            except UserError as exc:
-                row["reason"] = str(exc)
-            rows.append(row)
-    return rows

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from metrics import weights
-from metrics.weights import WeightUnavailable, describe, resolve
+from metrics.registry import weight_sources
+from metrics.weights import WeightUnavailable, resolve
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,9 +98,9 @@ def test_downloads_only_when_allowed_and_online(isolated, monkeypatch):
         resolve("clip-vit-b-16")
 
 
-def test_describe_lists_every_metric_weight(isolated):
+def test_weight_sources_list_every_metric_weight(isolated):
     head = touch(isolated / "head.pth")
-    rows = describe({"aesthetic-head": str(head)})
+    rows = weight_sources({"aesthetic-head": str(head)})
     pairs = {(row["metric"], row["weight"]) for row in rows}
     assert pairs == {("fid", "inception"), ("kid", "inception"), ("patch_fid", "inception"),
                      ("patch_kid", "inception"), ("clip_score", "clip-vit-b-16"),
@@ -111,8 +112,8 @@ def test_describe_lists_every_metric_weight(isolated):
         assert ("source" in row) != ("reason" in row)
 
 
-def test_describe_does_not_import_torch():
-    code = ("import sys, metrics.weights as w; w.describe(); "
+def test_weight_sources_do_not_import_torch():
+    code = ("import sys, metrics.registry as r; r.weight_sources(); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

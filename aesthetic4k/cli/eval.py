@@ -140,9 +140,9 @@ def _metric_settings(args):
 
 
 def _list_weights(args):
-    from metrics.weights import describe
+    from metrics.registry import weight_sources
 
-    for entry in describe(_weights(args), allow_download=args.allow_download or None,
+    for entry in weight_sources(_weights(args), allow_download=args.allow_download or None,
                           settings=_metric_settings(args)):
         where = entry.get("source") or entry.get("reason", "")
         print(f"{entry['metric']:12s} {entry['weight']:16s} {where}")

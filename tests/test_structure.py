@@ -1,0 +1,136 @@
+"""The structure docs/design.md promises: dependencies one way, no import cycles, one complete metric registry."""
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metrics.registry import FILE, METRICS
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("aesthetic4k", "metrics")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def all_modules() -> dict[str, Path]:
+    return {module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
+
+
+def imports_of(path: Path, modules: dict) -> set[str]:
+    """Modules of this project that ``path`` imports anywhere (module level or inside functions)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
+                     for alias in node.names]
+        else:
+            continue
+        found.update(name for name in names if name.split(".")[0] in PACKAGES)
+    return found
+
+
+def test_metrics_never_imports_aesthetic4k():
+    modules = all_modules()
+    offenders = {name: sorted(i for i in imports_of(path, modules) if i.startswith("aesthetic4k"))
+                 for name, path in modules.items() if name.startswith("metrics")}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_no_import_cycles():
+    modules = all_modules()
+    graph = {name: {i for i in imports_of(path, modules) if i in modules and i != name}
+             for name, path in modules.items()}
+    cycles = []
+    state: dict[str, int] = {}     # 1 on the current path, 2 done
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert cycles == []
+
+
+def test_no_source_module_over_500_lines():
+    long = {name: n for name, path in all_modules().items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > 500}
+    assert long == {}
+
+
+def test_results_columns_come_from_the_registry():
+    from aesthetic4k.results import COLUMNS
+
+    for info in METRICS.values():
+        assert set(info.columns) <= set(COLUMNS), info.name
+
+
+@pytest.mark.parametrize("name", list(METRICS))
+def test_every_registered_metric_is_complete_and_runs_on_tiny_inputs(name, tmp_path, tiny_inception, tiny_clips,
+                                                                     monkeypatch):
+    from metrics.settings import MetricSettings
+
+    info = METRICS[name]
+    cls = info.load_class()
+    assert cls.higher_is_better == info.higher_is_better
+    for method in ("from_settings", "summary", "provenance", "reset" if info.reads == FILE else "update"):
+        assert callable(getattr(cls, method, None)), f"{name} lacks {method}"
+    if info.per_image:
+        assert callable(getattr(cls, "per_image_values", None)), f"{name} lacks per_image_values"
+
+    weights = {"inception": str(tiny_inception)}
+    settings = MetricSettings(size=320, patch_count=2, clip_model=tiny_clips["clip_score"][0],
+                              aesthetics_model=tiny_clips["aesthetics"][0], batch_size=2)
+    for key in ("clip_score", "aesthetics"):
+        model, checkpoint = tiny_clips[key]
+        weights[f"clip-{model.lower()}"] = str(checkpoint)
+    from tests.conftest import AESTHETIC_HEAD
+
+    if "aesthetic-head" in info.weight_names(settings):
+        if not AESTHETIC_HEAD.is_file():
+            pytest.skip(f"real aesthetic head not found at {AESTHETIC_HEAD}")
+        weights["aesthetic-head"] = str(AESTHETIC_HEAD)
+    settings.weights = weights
+    metric = cls.from_settings(settings)
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (320, 320, 3), dtype=np.uint8) for _ in range(3)]
+    if info.reads == FILE:
+        paths = []
+        for i, image in enumerate(images):
+            from PIL import Image
+
+            paths.append(tmp_path / f"i{i}.jpg")
+            Image.fromarray(image).save(paths[-1], quality=95)
+        metric.update(paths)
+    else:
+        features = metric.embed([metric.prepare(image, f"i{i}") for i, image in enumerate(images)])
+        assert len(features) == 3 and metric.feature_recipe()
+        if "reference" in info.needs:
+            metric.update(features=features, real=True)
+            metric.update(features=features[::-1], real=False)
+        elif "prompt" in info.needs:
+            metric.update(features=features, texts=["a", "b", "c"])
+        else:
+            metric.update(features=features)
+    summary = metric.summary()
+    assert list(summary) == list(info.columns)
+    assert all(np.isfinite(v) for v in summary.values())
+    if info.per_image:
+        values = metric.per_image_values()
+        assert set(values) == set(info.per_image) and all(len(v) == 3 for v in values.values())
+    assert isinstance(metric.provenance(), dict) and len(repr(metric)) < 120
