@@ -196,7 +196,7 @@ class Run:
             pixel = PixelScoring(network_metrics, generated, FileFeatures(cache_root() / "features" if use_cache
                                                                             else None),
                                  config.from_files, settings.max_pixels, paired_reference=reference == ("paired", None),
-                                 keep_reference_features=config.save_reference_stats is not None)
+                                 keep_reference_features=config.save_reference_stats is not None, workers=workers)
             self._add_unpaired_reference(pixel, reference, settings.batch_size)
 
         shard = records[self.ranks.rank::self.ranks.world]
@@ -229,6 +229,8 @@ class Run:
                 progress.update(len(items))
         finally:
             progress.close()
+            if pixel:
+                pixel.close()
             source.release()   # free the generator's device memory before the final metric work
         return self._finish(source, dataset_name, size_cell, size_info, settings, metrics, detail, pixel,
                             rows, measurements, skipped, reference)

@@ -10,6 +10,7 @@ the run's fixed batches, so the same run gives the same bits however its images 
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from aesthetic4k.errors import ImageError, UserError
 from aesthetic4k.evaluation.features import FileFeatures, GeneratedFeatures, recipe_digest
-from aesthetic4k.evaluation.sources import Item
+from aesthetic4k.evaluation.sources import Item, display
 from metrics.registry import METRICS
 
 
@@ -58,7 +59,8 @@ class PixelScoring:
     """The network metrics of a run: features per image and recipe, cached, added in fixed batches."""
 
     def __init__(self, metrics: dict, generated: Optional[GeneratedFeatures], files: FileFeatures,
-                 from_files: bool, max_pixels: int, paired_reference: bool, keep_reference_features: bool = False):
+                 from_files: bool, max_pixels: int, paired_reference: bool, keep_reference_features: bool = False,
+                 workers: int = 1):
         self.metrics = metrics
         self.generated = generated
         self.files = files
@@ -76,6 +78,12 @@ class PixelScoring:
         self.real_features: dict[str, list] = {}      # digest -> real features, kept for --save-reference-stats
         self.keep_reference_features = keep_reference_features
         self._sha: dict = {}                          # image path -> sha256 of the saved JPEG
+        # decoding and resizing release the GIL: threads overlap them with each other and the network
+        self.pool = ThreadPoolExecutor(workers) if workers > 1 else None
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
 
     def _reference_digests(self) -> list[str]:
         return list(dict.fromkeys(self.digests[n] for n in self.metrics if "reference" in METRICS[n].needs))
@@ -84,12 +92,10 @@ class PixelScoring:
 
     def generated_features(self, items: list[Item]) -> list[tuple[Item, str]]:
         """Set ``item.features`` for every network metric; return the (item, reason) that cannot be read."""
-        wanted = list(self.extractors)
-        pending = {digest: ([], []) for digest in wanted}      # digest -> (items, inputs)
-        bad = []
+        jobs = []                                            # (item, stem, pixels or path, digests to compute)
         for item in items:
             missing, kinds = [], set()
-            for digest in wanted:
+            for digest in self.extractors:
                 cached, kind = self._cached_generated(item, digest)
                 if cached is None:
                     missing.append(digest)
@@ -99,23 +105,41 @@ class PixelScoring:
             from_memory = item.image is not None and not self.from_files
             if missing:
                 kinds.add("memory" if from_memory else "file")
+                jobs.append((item, item.stem, item.image if from_memory else item.image_path, missing))
             # an image counts as "memory" only when every feature of it came from its in-memory pixels
             self.sources["file" if "file" in kinds else "memory"] += 1
-            if not missing:
-                continue
-            try:
-                pixels = item.image if from_memory else _read(item.image_path, self.max_pixels)
-            except ImageError as exc:
-                bad.append((item, exc.reason))
-                continue
-            for digest in missing:
-                pending[digest][0].append(item)
-                pending[digest][1].append(self.extractors[digest].prepare(pixels, item.stem))
-        for digest, (todo, inputs) in pending.items():
-            for item, features in zip(todo, self.extractors[digest].embed(inputs)):
-                item.features[digest] = features
-                self._store_generated(item, digest, features.numpy())
+        bad = []
+        for item, features in self._compute(jobs, bad):
+            for digest, value in features.items():
+                item.features[digest] = value
+                self._store_generated(item, digest, value.numpy())
         return bad
+
+    def _compute(self, jobs: list, bad: list):
+        """Features of jobs ``(key, stem, pixels or path, digests)``: images decoded and prepared in threads (one
+        decoded image per thread at a time), each network run once per batch; returns [(key, {digest: features})],
+        and puts (key, reason) of unreadable images in ``bad``."""
+        def prepare(job):
+            _, stem, source, digests = job
+            try:
+                pixels = source if isinstance(source, np.ndarray) else _read(source, self.max_pixels)
+            except ImageError as exc:
+                return None, exc.reason
+            return {d: self.extractors[d].prepare(pixels, stem) for d in digests}, None
+
+        prepared = list(self.pool.map(prepare, jobs)) if self.pool and len(jobs) > 1 else [prepare(j) for j in jobs]
+        ready = []
+        for job, (inputs, error) in zip(jobs, prepared):
+            if error is None:
+                ready.append((job[0], inputs))
+            else:
+                bad.append((job[0], error))
+        results = [(item, {}) for item, _ in ready]
+        for digest, extractor in self.extractors.items():
+            chosen = [(index, inputs[digest]) for index, (_, inputs) in enumerate(ready) if digest in inputs]
+            for (index, _), value in zip(chosen, extractor.embed([x for _, x in chosen])):
+                results[index][1][digest] = value
+        return results
 
     def _cached_generated(self, item: Item, digest: str):
         """(features, "memory" or "file") from a cache, or (None, None)."""
@@ -144,31 +168,32 @@ class PixelScoring:
         """Features of the batch's paired reference images: digest -> list in item order."""
         import torch
 
-        out = {}
-        for digest in self._reference_digests():
-            extractor = self.extractors[digest]
-            values: list = [None] * len(items)
-            todo, inputs = [], []
-            for index, item in enumerate(items):
-                if item.reference_path is None:
-                    raise UserError(f"{item.stem}: no reference image in the dataset (FID-like metrics compare with "
-                                    "references; give a dataset with images or --reference)")
-                cached = self.files.load(digest, item.reference_path, item.stem) if not digest.startswith(
-                    "uncached") else None
-                if cached is not None:
-                    values[index] = torch.from_numpy(cached)
-                    continue
-                try:
-                    pixels = _read(item.reference_path, self.max_pixels)
-                except ImageError as exc:
-                    raise UserError(f"reference image {exc}") from None
-                todo.append(index)
-                inputs.append(extractor.prepare(pixels, item.stem))
-            for index, features in zip(todo, extractor.embed(inputs)):
-                values[index] = features
+        digests = self._reference_digests()
+        out = {digest: [None] * len(items) for digest in digests}
+        jobs = []
+        for index, item in enumerate(items):
+            if item.reference_path is None:
+                raise UserError(f"{item.stem}: no reference image in the dataset (FID-like metrics compare with "
+                                "references; give a dataset with images or --reference)")
+            missing = []
+            for digest in digests:
+                cached = None if digest.startswith("uncached") else \
+                    self.files.load(digest, item.reference_path, item.stem)
+                if cached is None:
+                    missing.append(digest)
+                else:
+                    out[digest][index] = torch.from_numpy(cached)
+            if missing:
+                jobs.append((index, item.stem, item.reference_path, missing))
+        bad = []
+        for index, features in self._compute(jobs, bad):
+            for digest, value in features.items():
+                out[digest][index] = value
                 if not digest.startswith("uncached"):
-                    self.files.save(digest, items[index].reference_path, items[index].stem, features.numpy())
-            out[digest] = values
+                    self.files.save(digest, items[index].reference_path, items[index].stem, value.numpy())
+        if bad:
+            index, reason = bad[0]
+            raise UserError(f"reference image {display(items[index].reference_path)}: {reason}")
         return out
 
     def add_reference_folder(self, files: list[Path], batch: int, progress) -> None:
