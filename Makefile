@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install test bench demo leaderboard clean
+.PHONY: install test bench demo leaderboard sample-stats clean
 
 install: $(STAMP)
 
@@ -30,6 +30,13 @@ demo: $(STAMP)
 
 leaderboard: $(STAMP)
 	$(BIN)/a4k-leaderboard
+
+# the reference statistics of the offline sample set that ship with the package (--reference sample)
+SAMPLE_STATS := aesthetic4k/data/sample_stats/sample-2048-paper.npz
+sample-stats: $(STAMP)
+	mkdir -p $(dir $(SAMPLE_STATS))
+	$(BIN)/a4k-eval --generator reference --dataset sample --size 2048 --metrics fid,kid,patch_fid,patch_kid \
+	    --save-reference-stats $(SAMPLE_STATS) --out "$$(mktemp -d)/run.csv"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -38,6 +38,20 @@ DEFAULT_SIZE = 2048
 BENCHMARK = "aesthetic-4k"
 
 
+BUILTIN_SAMPLE = "sample"   # --reference sample: the statistics of the sample set that ship with the package
+
+
+def builtin_sample_stats(size: int, protocol: str) -> Path:
+    """The shipped reference statistics of the offline sample set (``make sample-stats`` writes them)."""
+    import aesthetic4k.data
+
+    path = Path(aesthetic4k.data.__file__).parent / "sample_stats" / f"sample-{size}-{protocol}.npz"
+    if not path.is_file():
+        raise UserError(f"--reference sample: built-in statistics exist for --size 2048 --fid-protocol paper only; "
+                        f"for size {size} / {protocol} use --dataset sample")
+    return path
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "generator"
 
@@ -101,6 +115,8 @@ class Run:
     def _reference(self, dataset):
         """The real side of the FID family: ("stats", ReferenceStats), ("folder", files), ("paired", None) or None."""
         spec = self.config.reference
+        if spec == BUILTIN_SAMPLE:
+            spec = self.config.reference = str(builtin_sample_stats(self.size, self.protocol))
         if spec:
             path = Path(spec)
             if path.is_dir():
@@ -179,6 +195,7 @@ class Run:
             records = records[:config.limit]
         if getattr(dataset, "is_sample", False):
             self.notes.append("sample set: smoke test, not a benchmark")
+        self.size, self.protocol = size, settings.fid_protocol
         reference = self._reference(dataset)
         metrics = self._metrics(reference, any(r.prompt for r in records), settings)
 
