@@ -170,6 +170,8 @@ class Run:
         if not is_folder:      # a generator runs on the device; a folder of files may never need torch
             config.generator_options.device = resolve_device(config.generator_options.device)
         self.ranks = setup_ranks(config.generator_options.device or "cpu")
+        if not is_folder:
+            self.say(f"loading generator {config.generator} on {config.generator_options.device}")
         component = open_source(config.generator, config.generator_options)
         folder = component if isinstance(component, FolderImages) else None
         size, size_cell, size_info = self._sizes(folder)
