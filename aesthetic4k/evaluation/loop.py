@@ -24,7 +24,7 @@ from aesthetic4k.errors import MetricUnavailable, UserError, WeightUnavailable
 from aesthetic4k.evaluation.config import EvalConfig, RunResult
 from aesthetic4k.evaluation.features import FileFeatures, GeneratedFeatures
 from aesthetic4k.evaluation.ranks import Ranks, setup_ranks
-from aesthetic4k.evaluation.scoring import DetailScoring, PixelScoring
+from aesthetic4k.evaluation.scoring import DetailScoring, NetworkScoring
 from aesthetic4k.evaluation.sources import FolderImages, GeneratedImages, Skipped, display, open_source
 from aesthetic4k.generators.base import GeneratorHandle
 from aesthetic4k.results_schema import MIXED
@@ -208,15 +208,15 @@ class Run:
         jpeg_mode = "file" if (settings.cr_mode == "file" or folder is None) else "jpeg95"
         detail = DetailScoring(file_metrics, jpeg_mode, config.report is not None, workers,
                                settings.max_pixels) if file_metrics else None
-        pixel = None
+        network = None
         if network_metrics:
             generated = GeneratedFeatures(source.image_dir) if folder is None else None
             use_cache = os.environ.get("A4K_FEATURE_CACHE", "1") != "0"
-            pixel = PixelScoring(network_metrics, generated, FileFeatures(cache_root() / "features" if use_cache
+            network = NetworkScoring(network_metrics, generated, FileFeatures(cache_root() / "features" if use_cache
                                                                             else None),
                                  config.from_files, settings.max_pixels, paired_reference=reference == ("paired", None),
                                  keep_reference_features=config.save_reference_stats is not None, workers=workers)
-            self._add_unpaired_reference(pixel, reference, settings.batch_size)
+            self._add_unpaired_reference(network, reference, settings.batch_size)
 
         shard = records[self.ranks.rank::self.ranks.world]
         rows, measurements, skipped = [], [], []
@@ -225,7 +225,7 @@ class Run:
             batch = max(1, settings.batch_size)
             for start in range(0, len(shard), batch):
                 items = source.items(shard[start:start + batch])
-                bad = pixel.generated_features(items) if pixel else []
+                bad = network.generated_features(items) if network else []
                 source.commit(items)
                 if detail:
                     for item, measurement in zip(items, detail.measure(items)):
@@ -238,8 +238,8 @@ class Run:
                         raise UserError(f"{display(item.image_path)}: {reason} (use --skip-bad to skip bad files)")
                     skipped.append(Skipped(display(item.image_path.name), reason))
                 good = [item for item in items if id(item) not in bad_ids]
-                if pixel:
-                    pixel.add(good)
+                if network:
+                    network.add(good)
                 for item in good:
                     rows.append(self._row(item, detail, folder, size))
                     if detail:
@@ -248,24 +248,24 @@ class Run:
                 progress.update(len(items))
         finally:
             progress.close()
-            if pixel:
-                pixel.close()
+            if network:
+                network.close()
             source.release()   # free the generator's device memory before the final metric work
-        return self._finish(source, dataset_name, size_cell, size_info, settings, metrics, detail, pixel,
+        return self._finish(source, dataset_name, size_cell, size_info, settings, metrics, detail, network,
                             rows, measurements, skipped, reference)
 
-    def _add_unpaired_reference(self, pixel: PixelScoring, reference, batch: int) -> None:
+    def _add_unpaired_reference(self, network: NetworkScoring, reference, batch: int) -> None:
         if reference is None or reference[0] == "paired" or not self.ranks.main:
             return                           # paired: per batch; unpaired: rank 0 alone adds the real side once
         kind, value = reference
         if kind == "stats":
             self.say(f"reference statistics from {display(value.meta.get('path'))} ({value.count} images)")
-            pixel.add_reference_stats(value)
+            network.add_reference_stats(value)
             return
         self.say(f"reference features of {len(value)} images in {display(self.config.reference)}")
         progress = _progress(len(value), "reference", self.config.progress)
         try:
-            pixel.add_reference_folder(value, batch, progress.update)
+            network.add_reference_folder(value, batch, progress.update)
         finally:
             progress.close()
 
@@ -281,15 +281,15 @@ class Run:
             row.update(width=size, height=size)
         return row
 
-    def _finish(self, source, dataset_name, size_cell, size_info, settings, metrics, detail, pixel, rows,
+    def _finish(self, source, dataset_name, size_cell, size_info, settings, metrics, detail, network, rows,
                 measurements, skipped, reference) -> RunResult:
         config = self.config
-        if pixel:
-            values = pixel.per_image_values()
+        if network:
+            values = network.per_image_values()
             for column, column_values in values.items():
                 for row, value in zip(rows, column_values):
                     row[column] = value
-        gathered = self.ranks.gather((rows, measurements, skipped, dict(pixel.sources) if pixel else {}))
+        gathered = self.ranks.gather((rows, measurements, skipped, dict(network.sources) if network else {}))
         rows = [r for part in gathered for r in part[0]]
         measurements = [m for part in gathered for m in part[1]]
         skipped = [s for part in gathered for s in part[2]] + list(getattr(source, "skipped", []))
@@ -311,7 +311,7 @@ class Run:
             run_settings["report"] = display(config.report)
         if config.reference:
             run_settings["reference"] = display(config.reference)
-        if pixel:
+        if network:
             sources = {k: sum(part[3].get(k, 0) for part in gathered) for k in ("memory", "file")}
             run_settings["network_metric_pixels"] = sources
             if is_generated(source) and sources["file"]:
@@ -329,7 +329,7 @@ class Run:
         row["settings"] = json.dumps(run_settings, sort_keys=True, default=str)
         row["toolkit_version"] = __version__
         row["date"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
-        stats = self._reference_stats(pixel, reference) if config.save_reference_stats else None
+        stats = self._reference_stats(network, reference) if config.save_reference_stats else None
         return RunResult(row=row, per_image=rows, settings=run_settings, image_dir=source.image_dir,
                          skipped=skipped, notes=list(self.notes), hints=list(self.hints), reference_stats=stats)
 
@@ -345,13 +345,13 @@ class Run:
         else:
             self.notes.append(f"{counts}: " + ", ".join(f"{s.name} ({s.reason})" for s in skipped))
 
-    def _reference_stats(self, pixel, reference):
+    def _reference_stats(self, network, reference):
         from metrics.reference_stats import ReferenceStats, new_meta
 
-        if pixel is None or reference is None or reference[0] == "stats":
+        if network is None or reference is None or reference[0] == "stats":
             raise UserError("--save-reference-stats needs FID-family metrics with reference images "
                             "(--dataset or --reference DIR)")
-        parts = self.ranks.gather(pixel.reference_stats_arrays())
+        parts = self.ranks.gather(network.reference_stats_arrays())
         arrays = {}
         for part in parts:
             for kind, (rows, recipe) in part.items():

@@ -55,7 +55,7 @@ class DetailScoring:
             metric.add(measurements)
 
 
-class PixelScoring:
+class NetworkScoring:
     """The network metrics of a run: features per image and recipe, cached, added in fixed batches."""
 
     def __init__(self, metrics: dict, generated: Optional[GeneratedFeatures], files: FileFeatures,
