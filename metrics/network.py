@@ -84,36 +84,41 @@ def _causes(exc: BaseException):
         exc = exc.__cause__ or exc.__context__
 
 
+# Transport errors by class name, so that every huggingface_hub generation is understood
+# (requests before 1.0, httpx after) without importing either.
+_TIMEOUTS = {"TimeoutException", "Timeout", "TimeoutError"}
+_NO_CONNECTION = {"NetworkError", "ConnectError", "ConnectionError", "ProxyError", "UnsupportedProtocol",
+                  "SSLError", "gaierror"}
+
+
 def describe_hub_failure(exc: BaseException, repo: str, filename: Optional[str] = None,
                          repo_type: str = "model") -> DownloadFailed:
     """What a failed hub call means, in a few words naming the repository and file."""
-    from huggingface_hub import errors
-
-    import httpx2
-
     endpoint = hub_endpoint()
     what = f"the {repo_type} repository {repo}" if repo_type != "model" else f"the repository {repo}"
     for cause in _causes(exc):
-        if isinstance(cause, errors.GatedRepoError):
+        names = {cls.__name__ for cls in type(cause).__mro__}
+        if "GatedRepoError" in names:
             return DownloadFailed(f"{what} is gated: accept its licence on {endpoint}/{repo} and log in "
                                   "with `hf auth login`")
-        if isinstance(cause, errors.RepositoryNotFoundError):
+        if "RepositoryNotFoundError" in names:
             return DownloadFailed(f"{what} does not exist on {endpoint} (or is private)",
                                   missing="repository")
-        if isinstance(cause, errors.RevisionNotFoundError):
+        if "RevisionNotFoundError" in names:
             return DownloadFailed(f"{what} has no such revision on {endpoint}", missing="revision")
-        if isinstance(cause, errors.RemoteEntryNotFoundError):
+        if type(cause).__name__ in ("RemoteEntryNotFoundError", "EntryNotFoundError"):  # not LocalEntry...
             name = f" {filename}" if filename else ""
             return DownloadFailed(f"{what} on {endpoint} has no file{name}", missing="file")
-        if isinstance(cause, errors.OfflineModeIsEnabled):
+        if "OfflineModeIsEnabled" in names:
             return DownloadFailed("HF_HUB_OFFLINE is set", unreachable=True)
-        if isinstance(cause, httpx2.TimeoutException):
+        if names & _TIMEOUTS:
             return DownloadFailed(f"the hub {endpoint} did not answer within {net_timeout():g} s "
                                   "(A4K_NET_TIMEOUT)", unreachable=True)
-        if isinstance(cause, (httpx2.NetworkError, httpx2.ProxyError, httpx2.UnsupportedProtocol)):
+        if names & _NO_CONNECTION:
             return DownloadFailed(f"the hub {endpoint} cannot be reached ({first_line(cause)})", unreachable=True)
-        if isinstance(cause, errors.HfHubHTTPError) and cause.response is not None:
-            return DownloadFailed(f"the hub {endpoint} answered HTTP {cause.response.status_code} for {repo}"
+        status = getattr(getattr(cause, "response", None), "status_code", None)
+        if "HfHubHTTPError" in names and status is not None:
+            return DownloadFailed(f"the hub {endpoint} answered HTTP {status} for {repo}"
                                   + (f"/{filename}" if filename else ""))
     return DownloadFailed(f"{type(exc).__name__}: {first_line(exc)[:200]}")
 

@@ -125,6 +125,14 @@ def test_missing_hub_weight_names_the_repository_and_files(hub, monkeypatch, cas
     assert status == 2 and repo in one_line(err) and not (tmp_path / "r.csv").exists()
 
 
+def test_without_allow_download_the_message_names_the_hub_repository(hermetic, monkeypatch):
+    monkeypatch.setattr(network, "check_hub_file", lambda *a, **k: pytest.fail("the hub was asked"))
+    with pytest.raises(WeightUnavailable) as caught:
+        weights.resolve("clip-vit-b-16")
+    message = one_line(str(caught.value))
+    assert "--allow-download" in message and "hub repository timm/vit_base_patch16_clip_224.openai" in message
+
+
 def test_unreachable_hub_fails_after_one_short_try(hermetic, monkeypatch):
     for name in ("clip-vit-b-16", "clip-vit-l-14"):
         monkeypatch.setitem(weights.SPECS, name, hub_spec(name, f"a4k-tests/{name}"))
