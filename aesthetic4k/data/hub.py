@@ -41,30 +41,40 @@ def download_instructions(split: str, size: int) -> str:
 
 
 def hub_folder(split: str, size: int, cache_dir: str | os.PathLike | None = None) -> Path:
-    """Local snapshot folder holding ``split`` (downloading only that split when online)."""
+    """Local snapshot folder holding ``split`` (downloading only that split when online).
+
+    Online, the hub is first asked once, briefly, for the split's metadata file (see
+    ``metrics.network``): an unreachable hub, a missing repository or a missing split is known
+    within seconds, and the cache is used instead when it holds the split.
+    """
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
         raise UserError(f"the {HUB_REPO} dataset needs the huggingface_hub package (pip install huggingface_hub); "
                         "or " + download_instructions(split, size)) from None
+    from metrics import network
+
     part = split_folder(split, size)
+    required = f"{part}/{METADATA_NAME}"
     options = dict(repo_type="dataset", allow_patterns=[f"{part}/*"], cache_dir=cache_dir)
     folder = None
     reason = ""
     if not _offline():
         try:
-            folder = Path(snapshot_download(HUB_REPO, **options))
-        except Exception as exc:  # network, auth, gated repo...: fall back to the cache, then explain
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+            network.check_hub_file(HUB_REPO, required, repo_type="dataset")
+            folder = Path(snapshot_download(HUB_REPO, etag_timeout=network.net_timeout(), **options))
+        except network.DownloadFailed as exc:
+            reason = str(exc)
+        except Exception as exc:  # the hub failed during the download: fall back to the cache, then explain
+            reason = str(network.describe_hub_failure(exc, HUB_REPO, repo_type="dataset"))
     if folder is None:
         try:
             folder = Path(snapshot_download(HUB_REPO, local_files_only=True, **options))
         except Exception:
-            where = "the hub could not be reached" + (f" ({reason})" if reason else "") if not _offline() \
-                else "HF_HUB_OFFLINE is set"
+            where = f"cannot be downloaded ({reason})" if not _offline() else "HF_HUB_OFFLINE is set"
             raise UserError(f"{HUB_REPO} ({part}) is not in the Hugging Face cache and {where}; "
                             + download_instructions(split, size)) from None
-    if not (folder / part / METADATA_NAME).is_file():
-        raise UserError(f"{HUB_REPO}: the cached snapshot {folder} has no {part}/{METADATA_NAME}; "
+    if not (folder / required).is_file():
+        raise UserError(f"{HUB_REPO}: the snapshot {folder} has no {required}; "
                         + download_instructions(split, size))
     return folder

@@ -107,8 +107,15 @@ def _vae_from_pretrained(source, torch_dtype, **kwargs):
         return AutoencoderKL.from_pretrained(source, torch_dtype=torch_dtype, **kwargs)
 
 
-def _cache_then_hub(load, source: str):
-    """``load(source, local_files_only=...)`` from the cache first, then the hub when allowed."""
+def _cache_then_hub(load, source: str, required: str):
+    """``load(source, local_files_only=...)`` from the cache first, then the hub when allowed.
+
+    Before the download the hub is asked once, briefly, for ``required`` (see
+    ``metrics.network``): an unreachable hub or a missing repository or file is one line within
+    seconds instead of huggingface_hub's retries.
+    """
+    from metrics import network
+
     try:
         return load(source, local_files_only=True)
     except Exception as exc:  # not (fully) cached: fall through to the hub when allowed
@@ -117,10 +124,18 @@ def _cache_then_hub(load, source: str):
         raise UserError(f"{source} is not in the Hugging Face cache and HF_HUB_OFFLINE is set "
                         f"({cache_reason}); {download_advice(source)}")
     try:
+        network.check_hub_file(source, required)
+    except network.DownloadFailed as exc:
+        raise UserError(f"{source} is not in the Hugging Face cache and cannot be downloaded ({exc}); "
+                        f"{download_advice(source)}") from None
+    try:
         return load(source)
-    except Exception as exc:  # no network, gated repository, missing repository
+    except Exception as exc:  # the hub failed during the download, a file of the pipeline is missing...
+        reason = network.describe_hub_failure(exc, source)
+        if not (reason.missing or reason.unreachable):
+            reason = _first_line(exc)
         raise UserError(f"{source} is not in the Hugging Face cache and could not be downloaded "
-                        f"({_first_line(exc)}); {download_advice(source)}") from None
+                        f"({reason}); {download_advice(source)}") from None
 
 
 def load_pipeline(source: str, torch_dtype=None):
@@ -131,7 +146,7 @@ def load_pipeline(source: str, torch_dtype=None):
             return _from_pretrained(folder, torch_dtype, local_files_only=True)
         except Exception as exc:  # missing component, corrupt weights, unknown class...
             raise UserError(f"{folder}: cannot load the diffusers pipeline ({_first_line(exc)})") from None
-    return _cache_then_hub(lambda s, **kw: _from_pretrained(s, torch_dtype, **kw), source)
+    return _cache_then_hub(lambda s, **kw: _from_pretrained(s, torch_dtype, **kw), source, MODEL_INDEX)
 
 
 # -- VAE folders --------------------------------------------------------------------------------
@@ -217,7 +232,7 @@ def load_base_vae(source: str, torch_dtype=None):
     if folder is not None:
         return vae_folder(folder / "vae").load(torch_dtype)
     return _cache_then_hub(lambda s, **kw: _vae_from_pretrained(s, torch_dtype, subfolder="vae", **kw),
-                           source)
+                           source, "vae/config.json")
 
 
 def check_vae_fits(pipe, vae, where: str) -> None:
