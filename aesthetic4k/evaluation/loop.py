@@ -224,9 +224,11 @@ class Run:
         try:
             batch = max(1, settings.batch_size)
             for start in range(0, len(shard), batch):
-                items = source.items(shard[start:start + batch])
-                bad = network.generated_features(items) if network else []
-                source.commit(items)
+                made_bad: list = []                  # features of new images are taken before they are saved
+                items = source.items(shard[start:start + batch],
+                                     (lambda made: made_bad.extend(network.generated_features(made))) if network
+                                     else None)
+                bad = made_bad + (network.generated_features(items) if network else [])
                 if detail:
                     for item, measurement in zip(items, detail.measure(items)):
                         item.detail = measurement

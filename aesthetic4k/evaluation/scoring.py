@@ -94,6 +94,8 @@ class NetworkScoring:
         """Set ``item.features`` for every network metric; return the (item, reason) that cannot be read."""
         jobs = []                                            # (item, stem, pixels or path, digests to compute)
         for item in items:
+            if all(digest in item.features for digest in self.extractors):
+                continue                                     # done when it was generated
             missing, kinds = [], set()
             for digest in self.extractors:
                 cached, kind = self._cached_generated(item, digest)

@@ -43,7 +43,7 @@ class Item:
     reference_path: Optional[Path]
     image_path: Path                              # the saved q95 JPEG / the folder image
     image: Optional[np.ndarray] = None            # H x W x 3 uint8 RGB in memory (just generated)
-    jpeg: Optional[bytes] = None                  # its q95 encoding, written to image_path by commit()
+    jpeg: Optional[bytes] = None                  # its q95 encoding, written to image_path once its features are kept
     detail: object = None                         # the fine-detail measurement (metrics.detail)
     features: dict = field(default_factory=dict)  # metric name -> features of the generated image
 
@@ -152,11 +152,8 @@ class FolderImages:
             raise UserError(f"no image in {display(self.folder)} matches a stem of dataset {dataset.name}")
         return found, notes
 
-    def items(self, records: list[Record]) -> list[Item]:
+    def items(self, records: list[Record], made=None) -> list[Item]:
         return [Item(r.stem, r.prompt or None, r.image_path, self.files[r.stem]) for r in records]
-
-    def commit(self, items) -> None:
-        """Nothing to save: the files are the user's."""
 
     def release(self) -> None:
         pass
@@ -209,8 +206,13 @@ class GeneratedImages:
             raise UserError(f"generator {self.name} needs prompts: give --dataset (aesthetic-4k, sample or a folder)")
         return list(dataset.records()), []
 
-    def items(self, records: list[Record]) -> list[Item]:
-        """Items for the records; those without a saved image are generated now and kept in memory."""
+    def items(self, records: list[Record], made=None) -> list[Item]:
+        """Items for the records; those without a saved image are generated now and kept in memory.
+
+        ``made(items)`` is called after each generation call, so that what must happen before an image
+        is saved (its in-memory features) happens at once and an interruption loses at most the
+        images in flight.
+        """
         items = [Item(r.stem, r.prompt, r.image_path, self.image_dir / f"{r.stem}.jpg") for r in records]
         todo = [(r, it) for r, it in zip(records, items) if not it.image_path.exists()]
         for start in range(0, len(todo), self.batch_size):
@@ -222,6 +224,9 @@ class GeneratedImages:
                 item.jpeg = buffer.getvalue()
                 item.image = np.array(image) if self.keep_pixels else None
             self.generated += len(chunk)
+            if made is not None:
+                made([item for _, item in chunk])
+            self._save([item for _, item in chunk])
         return items
 
     def _generate(self, records: list[Record]) -> list:
@@ -250,7 +255,7 @@ class GeneratedImages:
             checked.append(image.convert("RGB"))
         return checked
 
-    def commit(self, items) -> None:
+    def _save(self, items) -> None:
         """Write the JPEGs generated for these items (after their features were saved)."""
         from aesthetic4k.atomic import atomic_path
 
