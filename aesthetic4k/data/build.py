@@ -278,7 +278,7 @@ def split_eval(items: list[SourceFile], options: BuildOptions, notes: list) -> N
     limit = min(len(kept) // 2, len(eligible))
     if count > limit:
         why = (f"only {len(eligible)} of the {len(kept)} kept images have a shorter side >= {smallest} "
-               "(the smallest --eval-sizes)" if len(eligible) < len(kept) // 2
+               "(the smallest --eval-sizes)" if len(eligible) <= len(kept) // 2
                else f"only {len(kept)} images kept, at least half of them stay in train")
         notes.append(f"--eval-count {options.eval_count} lowered to {limit}: {why}")
         count = limit

@@ -12,7 +12,6 @@ the build with a one-line message naming the images it was working on.
 """
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import signal
@@ -114,8 +113,8 @@ class ProcessPool:
                     return
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in sorted(finished, key=pending.get):
-                    index = pending.pop(future)
-                    yield index, future.result()
+                    result = future.result()  # a dead worker: BrokenProcessPool, the batch still pending
+                    yield pending.pop(future), result
         except BrokenProcessPool:
             busy = ", ".join(labels[i] for i in sorted(pending.values())[:3])
             self.close(kill=True)
@@ -253,8 +252,9 @@ class Progress:
 
 
 def batches_of(todo: list, workers: int) -> list[list]:
-    """Batches small enough that every worker gets several (balance), at most MAX_BATCH images."""
-    size = max(1, min(MAX_BATCH, math.ceil(len(todo) / (4 * workers))))
+    """Batches small enough that every worker gets about 16 (images differ in cost: a re-encoded PNG
+    takes 50x a copied JPEG, so the last batches must be short), at most MAX_BATCH images."""
+    size = max(1, min(MAX_BATCH, len(todo) // (16 * workers)))
     return [todo[start:start + size] for start in range(0, len(todo), size)]
 
 

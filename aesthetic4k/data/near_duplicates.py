@@ -5,16 +5,19 @@ connected component of that relation (a chain a~b~c is one group even when a and
 apart). Equal hashes are merged first, so a million copies of one picture cost nothing.
 
 The index (multi-index hashing): the 64 bits are cut into ``m`` bands. When two hashes differ
-in at most t bits in all, some band differs in at most ``t // m`` bits (pigeonhole). Each band's
-values are sorted once; for every hash and every way of flipping at most ``t // m`` bits of its
-band, a binary search finds the hashes with that band value (candidates), whose full distance is
-then checked. ``m`` is chosen per call to minimise the expected work; with few hashes or large
-thresholds comparing every pair (in blocks, vectorised) is cheaper and is used instead. Both give
-exactly the same groups.
+in at most t bits in all, some band differs in at most ``t // m`` bits (pigeonhole). The hashes
+are sorted by each band once; for every hash and every way of flipping at most ``t // m`` bits
+of its band, the hashes with that band value (candidates) are found by direct addressing (a
+table of 2**width bucket starts for bands up to 24 bits wide, binary search above), and their
+full distance is checked. ``m`` is chosen per call to minimise the expected work (at a million
+hashes and the default threshold 8: 3 bands of 21-22 bits, radius 2). With few hashes or large
+thresholds comparing every pair (in blocks, vectorised) is cheaper and is used instead. Both
+give exactly the same groups.
 
-Memory: the hashes (8 bytes each), per band the sorted values and their order (16 bytes each),
-and bounded working blocks (``PAIR_BLOCK`` candidate pairs at a time): about 70 MB per million
-hashes plus the near-duplicate pairs found (24 bytes each); see docs/dataset.md for measurements.
+Memory, one band at a time: the hashes (8 bytes each), the band's order and values (16 bytes
+each), its bucket table (up to 2**24 x 8 bytes; 32 MB at 22 bits), working blocks of at most
+``PAIR_BLOCK`` candidate pairs, and the near-duplicate pairs found (16 bytes each). Measured
+peak at a million hashes: see docs/dataset.md.
 """
 from __future__ import annotations
 
@@ -25,9 +28,11 @@ import numpy as np
 
 HASH_BITS = 64
 PAIR_BLOCK = 1 << 22       # candidate pairs expanded at a time (bounds the working memory)
-# Rough costs (ns) of the vectorised operations, used only to choose between the two methods.
-_PROBE_COST = 60.0         # one binary search of one hash in one band
-_PAIR_COST = 4.0           # one candidate pair gathered and checked
+DIRECT_BITS = 24          # bands up to this wide are looked up in a table of bucket starts
+# Rough costs (ns) of the vectorised operations, used only to choose the method and the bands.
+_TABLE_COST = 15.0         # one lookup of one hash in a band's bucket table
+_SEARCH_COST = 150.0       # one binary search (bands wider than DIRECT_BITS)
+_PAIR_COST = 15.0          # one candidate pair gathered and checked
 _BRUTE_COST = 1.5          # one pair in the blocked all-pairs comparison
 
 
@@ -54,7 +59,9 @@ def index_cost(n: int, threshold: int, bands: int) -> float:
     cost = 0.0
     for width in _band_widths(bands):
         probes = _probes(width, radius)
-        cost += n * probes * (_PROBE_COST + _PAIR_COST * n / 2.0 ** width)
+        lookup = _TABLE_COST if width <= DIRECT_BITS else _SEARCH_COST
+        cost += n * probes * (lookup + _PAIR_COST * n / 2.0 ** width)
+        cost += 2.0 * 2 ** width if width <= DIRECT_BITS else 0.0  # building the table
     return cost
 
 
@@ -99,6 +106,25 @@ def _brute_edges(values: np.ndarray, threshold: int):
     return found
 
 
+def _band_lookup(ordered: np.ndarray, width: int):
+    """A function giving, for query band values, (first position, count) in the sorted band."""
+    if width <= DIRECT_BITS:
+        starts = np.zeros((1 << width) + 1, np.int64)
+        np.cumsum(np.bincount(ordered, minlength=1 << width), out=starts[1:])
+
+        def direct(query):
+            low = starts[query]
+            return low, starts[query + 1] - low
+
+        return direct
+
+    def search(query):
+        low = np.searchsorted(ordered, query, side="left")
+        return low, np.searchsorted(ordered, query, side="right") - low
+
+    return search
+
+
 def _index_edges(values: np.ndarray, threshold: int, bands: int):
     found = []
     radius = threshold // bands
@@ -106,13 +132,13 @@ def _index_edges(values: np.ndarray, threshold: int, bands: int):
     for width in _band_widths(bands):
         mask = np.uint64((1 << width) - 1)
         band = (values >> np.uint64(shift)) & mask
+        if width <= DIRECT_BITS:
+            band = band.astype(np.int64)  # table indices
         shift += width
         order = np.argsort(band, kind="stable")
-        ordered = band[order]
+        lookup = _band_lookup(band[order], width)
         for flip in _flips(width, radius):
-            query = band ^ flip
-            low = np.searchsorted(ordered, query, side="left")
-            counts = np.searchsorted(ordered, query, side="right") - low
+            low, counts = lookup(band ^ flip.astype(band.dtype))
             hits = np.flatnonzero(counts)
             if not len(hits):
                 continue
