@@ -30,7 +30,10 @@ class OutsidePath(Exception):
 def shown(value) -> str:
     """Any path or string as printable text (undecodable bytes as \\xNN escapes)."""
     text = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    try:  # the bytes the name really has, undecodable ones escaped
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte (from JSON text)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def shorten(value, limit: int = 120) -> str:

@@ -96,7 +96,10 @@ class HubStore:
         self.token = token if token is not None else _hub_token()
         self.timeout, self.retries = timeout, retries
         self.key = f"hub-{repo.replace('/', '--')}-{revision}"
-        self.opener = urllib.request.build_opener(_NoAuthAcrossHosts())
+
+    @property
+    def opener(self):
+        return urllib.request.build_opener(_NoAuthAcrossHosts())
 
     def url(self, name: str) -> str:
         quoted = urllib.parse.quote(clean_name(name), safe="/", errors="surrogateescape")
@@ -154,6 +157,11 @@ def _hub_token() -> Optional[str]:
         return os.environ.get("HF_TOKEN")
 
 
+def _touch(path: Path) -> None:
+    now = time.time_ns()  # finer than the kernel's file-time clock, so use order is kept
+    os.utime(path, ns=(now, now))
+
+
 class FileCache:
     """Files of one store in ``folder``, at most ``limit`` bytes, least recently used dropped first.
 
@@ -173,6 +181,15 @@ class FileCache:
         self.in_use: dict[str, int] = {}
         self.fetching: dict[str, threading.Lock] = {}
         self.size = sum(size for _, size, _ in self._files())
+
+    def __getstate__(self):  # for DataLoader workers started by spawn: locks and holds stay per process
+        state = dict(self.__dict__)
+        state.update(lock=None, in_use={}, fetching={})
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.lock = threading.Lock()
 
     def _files(self):
         for directory, _, names in os.walk(self.folder):
@@ -198,13 +215,14 @@ class FileCache:
         try:
             with fetching:  # one download per file in this process (temporary names are per process)
                 try:
-                    os.utime(path)  # recently used: dropped last
+                    _touch(path)  # recently used: dropped last
                     return path
                 except FileNotFoundError:
                     pass
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_path(path) as tmp:
                     fetch(name, tmp)
+                _touch(path)
                 size = path.stat().st_size
             with self.lock:
                 self.size += size

@@ -73,7 +73,7 @@ def read_entries(store, metadata: str) -> list[StreamEntry]:
         if isinstance(item, LineError):
             raise UserError(f"{where}: line {number}: {item.reason}")
         try:  # relative to the metadata's folder, and never above it
-            name = clean_name(str(folder / item.file_name.replace("\\", "/")))
+            name = clean_name(str(folder / clean_name(item.file_name)))
         except OutsidePath as exc:
             raise UserError(f"{where}: line {number}: {exc.reason}; refused") from None
         stem = PurePosixPath(name).stem
