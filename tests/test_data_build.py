@@ -36,7 +36,7 @@ def photo(path: Path, index: int, size=(320, 280), caption: str | None = "auto",
 
 def options(source, out, **overrides) -> BuildOptions:
     settings = dict(source=Path(source), out=Path(out), min_short_side=256, eval_sizes=(256, 300), eval_count=2,
-                    progress=False)
+                    progress=False, workers=1)  # in this process, so monkeypatches apply; pools: test_data_scale
     settings.update(overrides)
     return BuildOptions(**settings)
 
@@ -139,7 +139,7 @@ def test_rerun_is_resumable_and_deterministic(tmp_path, mixed_source, monkeypatc
     first = (out / "manifest.jsonl").read_bytes()
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("images/*")}
     # a second run must not rescan or rewrite anything
-    monkeypatch.setattr("aesthetic4k.data.build.scan_file", lambda *a: pytest.fail("rescanned"))
+    monkeypatch.setattr("aesthetic4k.data.build_work.scan_file", lambda *a: pytest.fail("rescanned"))
     monkeypatch.setattr("aesthetic4k.data.images.save_atomic", lambda *a, **k: pytest.fail("rewritten"))
     build(options(mixed_source, out))
     assert (out / "manifest.jsonl").read_bytes() == first
@@ -161,7 +161,7 @@ def test_rerun_is_resumable_and_deterministic(tmp_path, mixed_source, monkeypatc
 
 def test_interrupted_build_keeps_finished_work(tmp_path, mixed_source, monkeypatch):
     out = tmp_path / "out"
-    import aesthetic4k.data.build as build_module
+    import aesthetic4k.data.build_work as build_module
 
     real = build_module.scan_file
     calls = []
@@ -187,7 +187,7 @@ def test_quality_filter_with_glcm(tmp_path, monkeypatch):
     from tests.test_data_sample import reference_glcm_score
 
     # the filter logic is under test, with the protocol's GLCM written in scikit-image (no numba compile)
-    monkeypatch.setattr("aesthetic4k.data.build._glcm_function", lambda: reference_glcm_score)
+    monkeypatch.setattr("aesthetic4k.data.build_work.glcm_function", lambda: reference_glcm_score)
     src = tmp_path / "src"
     sharp = photo(src / "sharp.png", 2, size=(320, 320))
     other = photo(src / "soft.png", 5, size=(320, 320), caption="a blurry picture")
@@ -398,7 +398,7 @@ def test_cli_build_and_errors(tmp_path, mixed_source, capsys):
     code = main(["build", "--source", str(mixed_source), "--out", str(out), "--min-short-side", "256",
                  "--eval-sizes", "256", "--eval-count", "1", "--quiet"])
     printed = capsys.readouterr().out
-    assert code == 0 and "too small" in printed and "eval@256: 1" in printed
+    assert code == 0 and "too small" in printed and "written to eval@256: 1" in printed
     assert main(["build", "--source", str(tmp_path / "absent"), "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip() == f"a4k-data: error: --source {tmp_path / 'absent'}: no such folder"
     assert main(["build", "--source", str(mixed_source), "--out", str(mixed_source)]) == 2

@@ -9,7 +9,8 @@ from PIL import Image
 
 from aesthetic4k.data.images import (ImageHeader, load_center_crop, needs_normalisation, open_rgb, read_header,
                                      resize_center_crop)
-from aesthetic4k.data.phash import hamming, near_duplicate_groups, phash
+from aesthetic4k.data.near_duplicates import near_duplicate_groups
+from aesthetic4k.data.phash import hamming, phash
 from aesthetic4k.data.scenes import render_scene
 from aesthetic4k.errors import ImageError
 

@@ -28,6 +28,16 @@ def _sizes(text: str) -> tuple:
     return sizes
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Aesthetic-4K datasets: build, stats, validate, "
                                      "the offline sample set and hub downloads.")
@@ -73,6 +83,16 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--max-pixels", type=int, default=250_000_000,
                        help="refuse images with more pixels (decompression-bomb guard; default 250,000,000)")
     build.add_argument("--device", default="cpu", help="device for the aesthetics filter (default: cpu)")
+    build.add_argument("--workers", type=_positive, default=None,
+                       help="parallel workers for scanning, decoding, hashing, the GLCM filter and writing "
+                            "(default: one per core; 1 = everything in this process). With --distributor ray: "
+                            "the CPUs of the local Ray instance")
+    build.add_argument("--distributor", choices=("local", "ray"), default="local",
+                       help="local: worker processes on this machine (default); ray: Ray tasks, on a local Ray "
+                            "instance or the cluster at --ray-address (pip install 'aesthetic4k[ray]')")
+    build.add_argument("--ray-address", default=None,
+                       help="a running Ray cluster (e.g. auto, or ray://head:10001); every node must see --source "
+                            "and --out at the same paths")
     build.add_argument("--quiet", action="store_true", help="no progress bars")
 
     stats = commands.add_parser("stats", help="image size and caption statistics, with histograms",
@@ -118,17 +138,25 @@ def _build(args) -> int:
         max_caption_words=args.max_caption_words, eval_count=args.eval_count, seed=args.seed,
         eval_sizes=args.eval_sizes, eval_mode=args.eval_mode, eval_format=args.eval_format,
         train_format=args.train_format, link=args.link, max_pixels=args.max_pixels, device=args.device,
-        progress=not args.quiet)
+        workers=args.workers, distributor=args.distributor, ray_address=args.ray_address, progress=not args.quiet)
     summary = build(options)
+    _print_summary(summary, options.out)
+    return 0
+
+
+def _print_summary(summary: dict, out) -> None:
+    from aesthetic4k.data.paths import shown
+
     print(f"{summary['files']} file(s): " + ", ".join(f"{n} {k}" for k, n in summary["decisions"].items()))
     for reason, count in summary["skip_reasons"].items():
-        print(f"  {count:>5}  {reason}")
-    evals = ", ".join(f"eval@{size}: {n}" for size, n in summary["eval"].items())
-    print(f"train: {summary['train']}, {evals}")
+        print(f"  {count:>5}  {shown(reason)}")
+    splits, written = summary["splits"], summary["written"]
+    evals = ", ".join(f"{name}: {n}" for name, n in written.items() if name != "train")
+    print(f"train split: {splits['train']} image(s), written to train/: {written['train']}")
+    print(f"eval split: {splits['eval']} image(s), written to {evals}")
     for note in summary["notes"]:
-        print(f"note: {note}")
-    print(f"dataset written to {options.out} (every decision in {options.out / 'manifest.jsonl'})")
-    return 0
+        print(f"note: {shown(note)}")
+    print(f"dataset written to {shown(out)} (every decision in {shown(out / 'manifest.jsonl')})")
 
 
 def _stats(args) -> int:
@@ -163,9 +191,11 @@ def _validate(args) -> int:
 
     dataset = open_dataset(args.dataset, size=args.size, split=args.split)
     problems = validate(dataset, images=not args.no_images, decode=not args.quick, progress=True)
-    where = getattr(dataset, "metadata_path", dataset.name)
+    from aesthetic4k.data.paths import shown
+
+    where = shown(getattr(dataset, "metadata_path", dataset.name))
     for problem in problems:
-        print(f"{where}: {problem}")
+        print(f"{where}: {shown(problem)}")
     errors = sum(1 for p in problems if p.severity == "error")
     warnings = len(problems) - errors
     print(f"{len(dataset)} entries, {errors} error(s), {warnings} warning(s)")

@@ -1,15 +1,22 @@
 """What a build has already done, kept in ``<out>/.a4k-build/`` so an interrupted build resumes.
 
-Each stage appends one JSON line per finished item and flushes it at once; a re-run reads the
-lines back and skips those items. A line cut short by a crash is ignored (that one item is
-redone). A lock file stops two builds from writing the same folder at the same time.
+Per-image work (scan, quality scores, written outputs) is recorded in a :class:`ShardStore`: a
+folder of JSON-lines shards, each written whole (temporary file + rename) by whoever did the
+work, a local worker process or a Ray task on another machine, so finished work survives even
+when the driver dies. Driver-side work that costs money (captions) goes to a :class:`Journal`
+that appends and syncs one line per item. A re-run reads both back and skips what is done.
+A lock file stops two builds from writing the same folder at the same time.
 """
 from __future__ import annotations
 
 import json
 import os
+import time
+import uuid
 from pathlib import Path
 
+from aesthetic4k.atomic import atomic_path
+from aesthetic4k.data.paths import json_line
 from aesthetic4k.errors import UserError
 
 STATE_DIR = ".a4k-build"
@@ -51,7 +58,7 @@ class Journal:
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = open(self.path, "a", encoding="utf-8")
-        self._handle.write(json.dumps(item, ensure_ascii=False) + "\n")
+        self._handle.write(json_line(item) + "\n")
         self._handle.flush()
         if self.durable:
             os.fsync(self._handle.fileno())
@@ -61,6 +68,54 @@ class Journal:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+
+def write_shard(folder: Path, records: list[dict]) -> None:
+    """Add ``records`` to a stage's store as one new shard, atomically; safe from any process or host.
+
+    Shard names start with the time, so reading them in name order replays them in order.
+    """
+    if not records:
+        return
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.jsonl"
+    with atomic_path(target) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.writelines(json_line(record) + "\n" for record in records)
+
+
+class ShardStore:
+    """The finished items of one stage: every shard in ``folder``, keyed by ``key_fields``, last wins."""
+
+    def __init__(self, folder: Path, key_fields: tuple[str, ...]):
+        self.folder = Path(folder)
+        self.key_fields = key_fields
+        self.shards = sorted(p for p in self.folder.glob("*.jsonl")) if self.folder.is_dir() else []
+        self.items: dict[tuple, dict] = {}
+        for shard in self.shards:
+            self.update(read_jsonl(shard))
+
+    def key(self, item: dict) -> tuple:
+        return tuple(item.get(field) for field in self.key_fields)
+
+    def get(self, *key):
+        return self.items.get(tuple(key))
+
+    def update(self, records) -> None:
+        """Remember records a worker has already written (the driver's in-memory view)."""
+        for record in records:
+            self.items[self.key(record)] = record
+
+    def compact(self) -> None:
+        """Replace every shard by one holding the current items (keeps re-runs fast at a million images)."""
+        present = sorted(p for p in self.folder.glob("*.jsonl")) if self.folder.is_dir() else []
+        if len(present) <= 1:
+            return
+        write_shard(self.folder, list(self.items.values()))
+        for shard in present:
+            shard.unlink(missing_ok=True)
+        self.shards = sorted(self.folder.glob("*.jsonl"))
 
 
 def _pid_alive(pid: int) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from aesthetic4k.data.metadata import METADATA_NAME, Entry, LineError, read_lines
+from aesthetic4k.data.paths import OutsidePath, inside, shown
 from aesthetic4k.data.records import Record
 from aesthetic4k.errors import UserError
 
@@ -25,8 +26,11 @@ class MetadataDataset:
 
     def __init__(self, metadata_path: str | os.PathLike, name: str, size: int, split: str = "eval",
                  is_sample: bool = False, description: str = ""):
+        from aesthetic4k.data.hub import cache_storage
+
         self.metadata_path = Path(metadata_path)
         self.root = self.metadata_path.parent
+        self.storage = cache_storage(self.root)  # a hub cache snapshot's files link into its blobs/ folder
         self.name = name
         self.size = int(size)
         self.split = split
@@ -41,20 +45,29 @@ class MetadataDataset:
         """Raw lines, malformed ones included (validation uses this)."""
         return read_lines(self.metadata_path)
 
+    def image_path(self, entry: Entry) -> Path:
+        """The image of an entry, refused (OutsidePath) when it would lie outside the dataset folder."""
+        return inside(self.root, entry.file_name, self.storage)
+
     def records(self) -> Iterator[Record]:
-        """Stream records; stops with a one-line message on a malformed line or a stem collision."""
+        """Stream records; stops with a one-line message on a malformed line, a path outside the
+        dataset folder or a stem collision. No image is opened."""
         seen: dict[str, int] = {}
         for item in self.entries():
             if isinstance(item, LineError):
-                raise UserError(f"{self.metadata_path}: line {item.line}: {item.reason} "
-                                f"(run `a4k-data validate {self.root}` for all problems)")
+                raise UserError(f"{shown(self.metadata_path)}: line {item.line}: {item.reason} "
+                                f"(run `a4k-data validate {shown(self.root)}` for all problems)")
+            try:
+                path = self.image_path(item)
+            except OutsidePath as exc:
+                raise UserError(f"{shown(self.metadata_path)}: line {item.line}: {exc.reason}; refused") from None
             stem = Path(item.file_name).stem
             if stem in seen:
                 # generated images are named <stem>.jpg, so two entries with one stem would overwrite each other
-                raise UserError(f"{self.metadata_path}: line {item.line}: file stem {stem!r} already used on "
-                                f"line {seen[stem]}; stems must be unique")
+                raise UserError(f"{shown(self.metadata_path)}: line {item.line}: file stem {shown(stem)!r} already "
+                                f"used on line {seen[stem]}; stems must be unique")
             seen[stem] = item.line
-            yield Record(stem=stem, prompt=item.text, image_path=self.root / item.file_name, line=item.line)
+            yield Record(stem=stem, prompt=item.text, image_path=path, line=item.line)
 
     def __len__(self) -> int:
         if self._length is None:

@@ -40,6 +40,20 @@ def download_instructions(split: str, size: int) -> str:
             "(--dataset Aesthetic-4K), or point HF_HOME at a Hugging Face cache that holds it")
 
 
+def cache_storage(folder: Path) -> tuple:
+    """Where the files of a folder inside a Hugging Face cache snapshot really are: ``blobs/``.
+
+    Snapshot files are symlinks into their repository's ``blobs/`` folder, so path checks
+    must accept it; any other folder (``--local-dir`` downloads included) needs nothing more.
+    """
+    folder = Path(folder)
+    for snapshot in (folder, *folder.parents):
+        repo = snapshot.parent.parent
+        if snapshot.parent.name == "snapshots" and repo.name.startswith("datasets--") and (repo / "blobs").is_dir():
+            return (repo / "blobs",)
+    return ()
+
+
 def hub_folder(split: str, size: int, cache_dir: str | os.PathLike | None = None) -> Path:
     """Local snapshot folder holding ``split`` (downloading only that split when online).
 

@@ -35,34 +35,3 @@ def phash(rgb: np.ndarray) -> int:
 
 def hamming(a: int, b: int) -> int:
     return bin(a ^ b).count("1")
-
-
-def _popcount(values: np.ndarray) -> np.ndarray:
-    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
-        return np.bitwise_count(values)
-    return np.unpackbits(values.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
-
-
-def near_duplicate_groups(hashes: list[int], threshold: int = DEFAULT_THRESHOLD) -> list[list[int]]:
-    """Indices grouped by near-duplicate links (distance <= threshold, transitively); singletons left out."""
-    if not hashes:
-        return []
-    values = np.array(hashes, dtype=np.uint64)
-    parent = list(range(len(values)))
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in range(len(values) - 1):
-        distances = _popcount(values[i + 1:] ^ values[i])
-        for j in np.flatnonzero(distances <= threshold) + i + 1:
-            root_i, root_j = find(i), find(int(j))
-            if root_i != root_j:
-                parent[max(root_i, root_j)] = min(root_i, root_j)
-    groups: dict[int, list[int]] = {}
-    for index in range(len(values)):
-        groups.setdefault(find(index), []).append(index)
-    return [members for members in groups.values() if len(members) > 1]

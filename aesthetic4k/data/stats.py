@@ -28,6 +28,7 @@ class SplitStats:
     malformed: int = 0
     missing: int = 0
     unreadable: int = 0
+    outside: int = 0          # paths leaving the dataset folder: refused, never opened
 
     def summary(self) -> dict:
         def describe(values):
@@ -39,6 +40,7 @@ class SplitStats:
         return {
             "split": self.split, "entries": self.entries, "images": len(self.heights),
             "malformed_lines": self.malformed, "missing_images": self.missing, "unreadable_images": self.unreadable,
+            "outside_paths": self.outside,
             "height": describe(self.heights), "width": describe(self.widths),
             "caption_words": describe(self.caption_words), "caption_chars": describe(self.caption_chars),
             "empty_captions": sum(1 for n in self.caption_words if n == 0),
@@ -69,9 +71,12 @@ def find_splits(folder: Path) -> list[tuple[str, Path]]:
 
 
 def split_stats(label: str, metadata: Path, progress: bool = False) -> SplitStats:
+    from aesthetic4k.data.hub import cache_storage
     from aesthetic4k.data.images import read_header
+    from aesthetic4k.data.paths import OutsidePath, inside, is_file
 
     result = SplitStats(label, metadata)
+    storage = cache_storage(metadata.parent)
     items = read_lines(metadata)
     if progress:
         from tqdm import tqdm
@@ -84,8 +89,16 @@ def split_stats(label: str, metadata: Path, progress: bool = False) -> SplitStat
             continue
         result.caption_words.append(len(item.text.split()))
         result.caption_chars.append(len(item.text))
-        path = metadata.parent / item.file_name
-        if not path.is_file():
+        try:
+            path = inside(metadata.parent, item.file_name, storage)
+        except OutsidePath:
+            result.outside += 1
+            continue
+        exists, refused = is_file(path)
+        if refused:
+            result.unreadable += 1
+            continue
+        if not exists:
             result.missing += 1
             continue
         try:
@@ -116,8 +129,9 @@ def format_table(summaries: list[dict]) -> str:
                      f"{number(words['median'], 1):>7} {number(words['min']):>5} {number(words['max']):>5} "
                      f"{s['empty_captions']:>6}")
     problems = [f"{s['split']}: {s['malformed_lines']} malformed line(s), {s['missing_images']} missing and "
-                f"{s['unreadable_images']} unreadable image(s)" for s in summaries
-                if s["malformed_lines"] or s["missing_images"] or s["unreadable_images"]]
+                f"{s['unreadable_images']} unreadable image(s), {s['outside_paths']} path(s) outside the dataset "
+                "folder (refused)" for s in summaries
+                if s["malformed_lines"] or s["missing_images"] or s["unreadable_images"] or s["outside_paths"]]
     if problems:
         lines.append("")
         lines += problems + ["(run `a4k-data validate` for details)"]

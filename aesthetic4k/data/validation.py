@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from aesthetic4k.data.metadata import Entry, LineError
+from aesthetic4k.data.paths import OutsidePath, inside, is_file, shorten
 from aesthetic4k.errors import ImageError
 
 # Captions average ~30 words; CLIP reads 77 tokens. Far beyond that is a broken caption, not a long one.
@@ -14,7 +15,8 @@ MAX_CAPTION_WORDS = 300
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str              # malformed, duplicate, duplicate-stem, missing, unreadable, empty-caption, long-caption, small
+    kind: str              # malformed, outside, duplicate, duplicate-stem, missing, unreadable, empty-caption,
+    #                        long-caption, small
     line: int
     message: str
     path: Optional[str] = None
@@ -39,19 +41,24 @@ def _check_caption(text: str, line: int, problems: list) -> None:
 def _check_image(path: Path, line: int, size: Optional[int], decode: bool, problems: list) -> None:
     from aesthetic4k.data.images import open_rgb, read_header
 
-    if not path.is_file():
-        problems.append(Problem("missing", line, f"image not found: {path}", str(path)))
+    name = shorten(path)
+    exists, refused = is_file(path)
+    if refused:
+        problems.append(Problem("unreadable", line, f"unusable path {name}: {refused}", name))
+        return
+    if not exists:
+        problems.append(Problem("missing", line, f"image not found: {name}", name))
         return
     try:
         header = read_header(path)
         if decode:
             open_rgb(path).close()
     except ImageError as exc:
-        problems.append(Problem("unreadable", line, f"unreadable image {path}: {exc.reason}", str(path)))
+        problems.append(Problem("unreadable", line, f"unreadable image {name}: {exc.reason}", name))
         return
     if size and header.short_side < size:
-        problems.append(Problem("small", line, f"{path.name} is {header.width}x{header.height}, shorter side below "
-                                               f"the evaluation size {size} (it will be upscaled)", str(path),
+        problems.append(Problem("small", line, f"{shorten(path.name)} is {header.width}x{header.height}, shorter "
+                                               f"side below the evaluation size {size} (it will be upscaled)", name,
                                 "warning"))
 
 
@@ -65,9 +72,11 @@ def validate(dataset, images: bool = True, decode: bool = True, progress: bool =
     if hasattr(dataset, "entries"):
         items = list(dataset.entries())
         root = dataset.root
-    else:  # any other Dataset: only what its records expose
+        storage = getattr(dataset, "storage", ())
+    else:  # any other Dataset: only what its records expose (its own loader checked the paths)
         items = [Entry(r.line, str(r.image_path) if r.image_path else "", r.prompt) for r in dataset.records()]
-        root = Path(".")
+        root = None
+        storage = ()
     size = getattr(dataset, "size", None) if getattr(dataset, "split", "eval") == "eval" else None
     seen_files: dict[str, int] = {}
     seen_stems: dict[str, int] = {}
@@ -79,18 +88,23 @@ def validate(dataset, images: bool = True, decode: bool = True, progress: bool =
         if isinstance(item, LineError):
             problems.append(Problem("malformed", item.line, item.reason))
             continue
+        try:  # a path that leaves the dataset folder is never opened
+            path = inside(root, item.file_name, storage) if root is not None else Path(item.file_name)
+        except OutsidePath as exc:
+            problems.append(Problem("outside", item.line, f"{exc.reason}; refused"))
+            path = None
         key = item.file_name.replace("\\", "/")
+        name = shorten(item.file_name)
         if key in seen_files:
-            problems.append(Problem("duplicate", item.line, f"{item.file_name} already listed on line "
-                                                            f"{seen_files[key]}"))
+            problems.append(Problem("duplicate", item.line, f"{name} already listed on line {seen_files[key]}"))
             continue
         seen_files[key] = item.line
         stem = Path(key).stem
         if stem in seen_stems:
-            problems.append(Problem("duplicate-stem", item.line, f"file stem {stem!r} of {item.file_name} already "
+            problems.append(Problem("duplicate-stem", item.line, f"file stem {shorten(stem)!r} of {name} already "
                                                                  f"used on line {seen_stems[stem]}"))
         seen_stems.setdefault(stem, item.line)
         _check_caption(item.text, item.line, problems)
-        if images and item.file_name:
-            _check_image(root / item.file_name, item.line, size, decode, problems)
+        if images and path is not None:
+            _check_image(path, item.line, size, decode, problems)
     return problems
