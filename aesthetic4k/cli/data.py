@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 
+from aesthetic4k.cli.common import Parser
 from aesthetic4k.errors import UserError
 
 PROG = "a4k-data"
@@ -39,7 +40,7 @@ def _positive(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Aesthetic-4K datasets: build, stats, validate, "
+    parser = Parser(prog=PROG, description="Aesthetic-4K datasets: build, stats, validate, "
                                      "the offline sample set and hub downloads.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True

@@ -15,6 +15,7 @@ from aesthetic4k.data.metadata import METADATA_NAME, Entry, LineError, read_line
 from aesthetic4k.data.paths import OutsidePath, inside, shown
 from aesthetic4k.data.records import Record
 from aesthetic4k.errors import UserError
+from metrics.errors import did_you_mean
 
 SPLITS = ("eval", "train")
 HUB_SPEC = "aesthetic-4k"
@@ -100,8 +101,15 @@ def _local_metadata(folder: Path, size: int, split: str) -> Path:
                     "with a metadata.jsonl")
 
 
-def open_dataset(spec: str, size: int = 2048, split: str = "eval") -> MetadataDataset:
-    """Open a dataset by spec: ``aesthetic-4k``, ``sample`` or a local path (see module docstring)."""
+BENCHMARK_FOLDER_ENV = "A4K_AESTHETIC_4K"   # a local copy of the published dataset, used for ``aesthetic-4k``
+
+
+def open_dataset(spec: str, size: int = 2048, split: str = "eval", progress: bool = True) -> MetadataDataset:
+    """Open a dataset by spec: ``aesthetic-4k``, ``sample`` or a local path (see module docstring).
+
+    ``aesthetic-4k`` is the folder named by ``$A4K_AESTHETIC_4K`` when set, else the Hugging Face
+    cache (downloading the split when online).
+    """
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     try:
@@ -115,17 +123,22 @@ def open_dataset(spec: str, size: int = 2048, split: str = "eval") -> MetadataDa
         from aesthetic4k.data.sample import SAMPLE_NOTE, materialise_sample
 
         # both splits of the sample set are the same 8 images
-        return MetadataDataset(materialise_sample(size) / METADATA_NAME, SAMPLE_SPEC, size, split, is_sample=True,
-                               description=SAMPLE_NOTE)
+        return MetadataDataset(materialise_sample(size, progress) / METADATA_NAME, SAMPLE_SPEC, size, split,
+                               is_sample=True, description=SAMPLE_NOTE)
     if spec == HUB_SPEC:
+        local = os.environ.get(BENCHMARK_FOLDER_ENV)
+        if local:
+            if not Path(local).expanduser().is_dir():
+                raise UserError(f"{BENCHMARK_FOLDER_ENV}={local}: no such folder (a local copy of {HUB_SPEC})")
+            return MetadataDataset(_local_metadata(Path(local).expanduser(), size, split), HUB_SPEC, size, split)
         from aesthetic4k.data.hub import hub_folder
 
         folder = hub_folder(split, size)
         return MetadataDataset(_local_metadata(folder, size, split), HUB_SPEC, size, split)
     path = Path(spec).expanduser()
     if not path.exists():
-        raise UserError(f"dataset {spec!r}: no such folder; use {HUB_SPEC}, {SAMPLE_SPEC} or a path to a folder "
-                        "in the published layout")
+        raise UserError(f"dataset {spec!r}: no such folder{did_you_mean(spec, (HUB_SPEC, SAMPLE_SPEC))} "
+                        f"(use {HUB_SPEC}, {SAMPLE_SPEC} or a path to a folder in the published layout)")
     metadata = _local_metadata(path, size, split)
     return MetadataDataset(metadata, _folder_name(path), size, split)
 

@@ -110,7 +110,7 @@ class Run:
             return None
         from aesthetic4k.data import open_dataset
 
-        return open_dataset(spec, size=size, split="eval")
+        return open_dataset(spec, size=size, split="eval", progress=self.config.progress)
 
     def _reference(self, dataset):
         """The real side of the FID family: ("stats", ReferenceStats), ("folder", files), ("paired", None) or None."""
