@@ -1,8 +1,10 @@
 """Aesthetic-4K metrics, importable on their own.
 
-One-image functions (numpy only): ``glcm_score(image)``, ``jpeg_size(image, quality=95)``.
-torchmetrics ``Metric`` classes (import torch on first use): ``GLCMScore``, ``CompressionRatio``,
-``FID``, ``KID``, ``PatchFID``, ``PatchKID``, ``CLIPScore``, ``Aesthetics``.
+Fine-detail metrics, without torch: ``glcm_score(image)``, ``jpeg_size(image, quality=95)``,
+the classes ``GLCMScore`` and ``CompressionRatio`` (torchmetrics-shaped; ``as_torchmetric()``
+for a real torchmetrics ``Metric``), and ``measure_files(paths)``, which measures both metrics
+in one decode per image. torchmetrics ``Metric`` classes (import torch on first use): ``FID``,
+``KID``, ``PatchFID``, ``PatchKID``, ``CLIPScore``, ``Aesthetics``.
 """
 from importlib import import_module
 
@@ -10,10 +12,12 @@ from metrics.compression import jpeg_size
 from metrics.glcm import glcm_score
 from metrics.registry import METRICS
 
-# class name -> module; resolved lazily so that `import metrics` does not import torch
+# name -> module; resolved lazily so that `import metrics` stays light (and never imports torch)
 _LAZY = {
     "GLCMScore": "metrics.detail",
     "CompressionRatio": "metrics.detail",
+    "DetailMeasurement": "metrics.detail",
+    "measure_files": "metrics.detail",
     "FID": "metrics.fid",
     "KID": "metrics.kid",
     "PatchFID": "metrics.fid",
