@@ -48,7 +48,7 @@ _REACH = max(DISTANCES)  # frame of sentinel pixels around a patch in the sweep 
 _ROW = PATCH + 2 * _REACH  # row stride of the sweep buffer
 _SENTINEL = LEVELS  # level of the frame; cells it lands in are never read
 _CODE = LEVELS + 1  # level-pair code a * _CODE + b, b may be the sentinel
-_LANES = 16  # counters per level pair: one per distinct offset, padded to 32 bytes
+_LANES = 16  # counters per level pair: one per distinct offset, padded to a 64-byte cache line
 _SMALL = 16  # counts below this are tallied per offset without the value table
 _SLICES = len(DISTANCES) * len(ANGLES)
 
@@ -97,7 +97,7 @@ def value_table() -> tuple[np.ndarray, int]:
 def entropy_scratch(n_values: int) -> tuple:
     """The working buffers of one :func:`_patch_entropies` call (one per thread)."""
     return (np.full(_ROW * _ROW, _SENTINEL, np.uint8),      # patch framed by the sentinel level
-            np.zeros(_CODE * _CODE * _LANES, np.uint16),    # counts; < 2**12 fit
+            np.zeros(_CODE * _CODE * _LANES, np.uint32),    # counts (uint32: measured faster than uint16)
             np.empty(LEVELS, np.int32),                      # levels present in the patch
             np.zeros(_LANES * (_SMALL + 1), np.int32),      # per offset: cells per small count
             np.zeros(n_values, np.int64),                    # slices' cells per value id
@@ -106,7 +106,7 @@ def entropy_scratch(n_values: int) -> tuple:
 
 def property_scratch() -> tuple:
     """The working buffers of one :func:`_patch_properties` call."""
-    return (np.full(_ROW * _ROW, _SENTINEL, np.uint8), np.zeros(_CODE * _CODE * _LANES, np.uint16),
+    return (np.full(_ROW * _ROW, _SENTINEL, np.uint8), np.zeros(_CODE * _CODE * _LANES, np.uint32),
             np.empty(LEVELS, np.int32), np.empty((10, _LANES), np.float64))
 
 
@@ -310,9 +310,9 @@ def _properties_entry(q, q0, q1, pairs, p0, out, o0, o1, o2, o3, frame, f0, coun
 ENTRIES = {
     "entropies": ("_entropies_entry", "_patch_entropies",
                   ("uint8:2", "int32:2", "int", "float64:2",
-                   "uint8:1", "uint16:1", "int32:1", "int32:1", "int64:1", "int32:1")),
+                   "uint8:1", "uint32:1", "int32:1", "int32:1", "int64:1", "int32:1")),
     "properties": ("_properties_entry", "_patch_properties",
-                   ("uint8:2", "int64:1", "float64:4", "uint8:1", "uint16:1", "int32:1", "float64:2")),
+                   ("uint8:2", "int64:1", "float64:4", "uint8:1", "uint32:1", "int32:1", "float64:2")),
 }
 
 

@@ -142,3 +142,33 @@ def test_sharp_scores_higher_than_upscaled():
     small = Image.fromarray(sharp).resize((128, 128), Image.Resampling.LANCZOS)
     upscaled = np.asarray(small.resize((512, 512), Image.Resampling.BICUBIC))
     assert metrics.glcm_score(sharp) > metrics.glcm_score(upscaled) + 0.1
+
+
+@pytest.mark.parametrize("prefer", ["native", "numba"])
+def test_kernels_release_the_gil(prefer):
+    # while one thread is inside a kernel call, another thread runs Python code
+    import threading
+
+    from metrics.glcm_kernels import entropy_scratch
+
+    kernels = native_kernels.load(metrics.glcm._geometry, prefer=prefer)
+    table, n_values, _ = metrics.glcm._tables()
+    q = np.random.default_rng(0).integers(0, 64, (64 * 24, 64 * 24), dtype=np.uint8)
+    out, scratch = np.empty((24, 24)), entropy_scratch(n_values)
+    kernels.entropies(np.ascontiguousarray(q[:64, :64]), table, n_values, out[:1, :1], *scratch)  # warm
+    state = {"inside": False, "done": False}
+
+    def work():
+        state["inside"] = True
+        kernels.entropies(q, table, n_values, out, *scratch)
+        state["done"] = True
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    while not state["inside"]:
+        pass
+    spins = 0
+    while not state["done"]:
+        spins += 1
+    thread.join()
+    assert spins > 1000
