@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -36,13 +37,29 @@ REPEATS = int(os.environ.get("A4K_BENCH_REPEATS", "3"))
 UPSTREAM_4096 = int(os.environ.get("A4K_BENCH_UPSTREAM_4096", "2"))
 
 
-def _process(args: list, repeats: int = 1) -> tuple[float, dict | None]:
-    """Best wall time of a command run as a new process, and the JSON of its last stdout line."""
-    best, out = float("inf"), None
+class Timed(float):
+    """Wall seconds of a process run, with the CPU seconds (user + system) it used as ``cpu``."""
+
+    cpu = 0.0
+
+    def __str__(self) -> str:
+        return f"{float(self):.2f} ({self.cpu:.1f} cpu)"
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _process(args: list, repeats: int = 1) -> tuple[Timed, dict | None]:
+    """Best wall time of a command run as a new process (with its CPU time), and its last JSON line."""
+    best, out = Timed("inf"), None
     for _ in range(repeats):
+        cpu = _children_cpu()
         start = time.perf_counter()
         done = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
-        elapsed = time.perf_counter() - start
+        elapsed = Timed(time.perf_counter() - start)
+        elapsed.cpu = _children_cpu() - cpu
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(map(str, args[:4]))} ... failed: {done.stderr.strip()[-400:]}")
         best = min(best, elapsed)
@@ -86,9 +103,11 @@ def whole_process(sets: dict, out_dir: Path) -> None:
     empty = out_dir / "empty"
     empty.mkdir(exist_ok=True)
     startup, _ = _process([*upstream, str(empty), "2048"], REPEATS)
-    print(f"\nWhole process, wall seconds, same run (upstream loop start-up alone: {startup:.2f} s)")
-    print("| work | upstream loop | a4k-eval | measure_files script | a4k-eval speed-up | script speed-up |")
-    print("|---|---|---|---|---|---|")
+    print(f"\nWhole process, wall seconds (CPU seconds of the process), same run; upstream loop start-up "
+          f"alone: {startup}")
+    print("| work | upstream loop | a4k-eval | measure_files script | a4k-eval speed-up | script speed-up "
+          "| script speed-up in CPU time |")
+    print("|---|---|---|---|---|---|---|")
     cases = [("1 image @2048", sets["one"], 2048, REPEATS, None),
              ("8 images @2048", sets["eight"], 2048, 1, None),
              ("64 images @4096", sets["big"], 4096, 1, UPSTREAM_4096)]
@@ -96,8 +115,9 @@ def whole_process(sets: dict, out_dir: Path) -> None:
         n = len(list(folder.glob("*.jpg")))
         if timed_on and timed_on < n:
             part, up = _process([*upstream, str(_subset(folder, timed_on)), str(size)], repeats)
-            up_time = startup + (part - startup) * n / timed_on
-            note = f" (timed on {timed_on}, scaled)"
+            up_time = Timed(startup + (part - startup) * n / timed_on)
+            up_time.cpu = startup.cpu + (part.cpu - startup.cpu) * n / timed_on
+            note = f" (upstream timed on {timed_on}, scaled)"
         else:
             up_time, up = _process([*upstream, str(folder), str(size)], repeats)
             note = ""
@@ -107,13 +127,13 @@ def whole_process(sets: dict, out_dir: Path) -> None:
                                 "glcm_score,compression_ratio", "--cr-mode", "file", "--out", str(csv_path)], repeats)
         script_time, ours = _process([*script, str(folder)], repeats)
         row = _read_csv_row(csv_path)
-        print(f"| {label}{note} | {up_time:.2f} | {a4k_time:.2f} | {script_time:.2f} | "
-              f"{up_time / a4k_time:.1f}x | {up_time / script_time:.1f}x |")
+        print(f"| {label}{note} | {up_time} | {a4k_time} | {script_time} | {up_time / a4k_time:.1f}x | "
+              f"{up_time / script_time:.1f}x | {up_time.cpu / script_time.cpu:.1f}x |")
         if not timed_on or timed_on >= n:
             same = (abs(float(row["glcm_score"]) - up["glcm_score"]), abs(ours["glcm_score"] - up["glcm_score"]),
                     abs(float(row["compression_ratio"]) - up["compression_ratio"]))
             print(f"|  same numbers? | GLCM {up['glcm_score']:.6f} | GLCM diff {same[0]:.1e}, CR diff {same[2]:.1e} "
-                  f"| GLCM diff {same[1]:.1e} | | |")
+                  f"| GLCM diff {same[1]:.1e} | | | |")
 
 
 def in_process(sets: dict, workers: int) -> None:
@@ -126,29 +146,31 @@ def in_process(sets: dict, workers: int) -> None:
     print(f"\nIn one process, per image, decoding included (scikit-image timed on some patch rows, scaled); "
           f"{workers} usable cores")
     print("| images | scikit-image loop | ours, 1 thread | ours, all cores | speed-up 1 thread | speed-up all cores |"
-          " max abs diff |")
-    print("|---|---|---|---|---|---|---|")
+          " speed-up 1 thread, CPU time | max abs diff |")
+    print("|---|---|---|---|---|---|---|---|")
     for label, folder, rows in (("8 @2048", sets["eight"], 4), ("4 @4096", _subset(sets["big"], 4), 2)):
         paths = sorted(folder.glob("*.jpg"))
-        reference, worst = 0.0, 0.0
+        reference, reference_cpu, worst = 0.0, 0.0, 0.0
         for path in paths:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             grey = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2GRAY)
-            decode = time.perf_counter() - start
-            start = time.perf_counter()
+            decode, decode_cpu = time.perf_counter() - start, time.process_time() - cpu
+            start, cpu = time.perf_counter(), time.process_time()
             part = reference_patches(grey, rows=rows)
-            reference += decode + (time.perf_counter() - start) * (grey.shape[0] // 64) / rows
+            scale = (grey.shape[0] // 64) / rows
+            reference += decode + (time.perf_counter() - start) * scale
+            reference_cpu += decode_cpu + (time.process_time() - cpu) * scale
             worst = max(worst, float(np.abs(glcm_patch_scores(grey)[:rows] - part).max()))
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for path in paths:
             measure_image(path, jpeg_mode=None)
-        single = time.perf_counter() - start
+        single, single_cpu = time.perf_counter() - start, time.process_time() - cpu
         start = time.perf_counter()
         list(measure_files(paths, jpeg_mode=None, workers=workers))
         threaded = time.perf_counter() - start
         n = len(paths)
         print(f"| {label} | {reference / n:.3f} s | {single / n * 1000:.0f} ms | {threaded / n * 1000:.0f} ms | "
-              f"{reference / single:.0f}x | {reference / threaded:.0f}x | {worst:.1e} |")
+              f"{reference / single:.0f}x | {reference / threaded:.0f}x | {reference_cpu / single_cpu:.0f}x | {worst:.1e} |")
 
 
 def _fork_measure(path):

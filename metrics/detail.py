@@ -15,6 +15,7 @@ measurement with ``error`` set instead of an exception, so a run can skip it and
 from __future__ import annotations
 
 import os
+import sys
 from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Iterator
@@ -178,8 +179,25 @@ def _checked(measurements) -> list[DetailMeasurement]:
     return measurements
 
 
+def _from_all_processes(values: list) -> list:
+    """``values`` of every process of an initialised torch.distributed group, concatenated in rank order.
+
+    Like a torchmetrics ``compute``; a no-op (and torch is not imported) outside such a group.
+    """
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized() or dist.get_world_size() == 1:
+        return values
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, values)
+    return [value for part in gathered for value in part]
+
+
 class _DetailMetric:
-    """Shared by both metrics: measuring options and the torch-free metric protocol."""
+    """Shared by both metrics: measuring options and the torch-free metric protocol.
+
+    ``compute`` combines the values of all processes when torch.distributed is initialised (every
+    process must call it, as with torchmetrics); ``per_image`` is this process's own values.
+    """
 
     name = ""
     is_differentiable = False
@@ -256,7 +274,8 @@ class GLCMScore(_DetailMetric):
         return np.array(self._scores, np.float64)
 
     def compute(self) -> float:
-        return float(np.mean(self._scores)) if self._scores else float("nan")
+        scores = _from_all_processes(self._scores)
+        return float(np.mean(scores)) if scores else float("nan")
 
     def settings(self) -> dict:
         return {"glcm": f"{self.prop}; 64 levels, 64x64 patches, d=1-4, 4 angles, OpenCV grey"}
@@ -325,7 +344,8 @@ class CompressionRatio(_DetailMetric):
         return np.array(self._raw, np.float64) / np.maximum(np.array(self._compressed, np.float64), 1)
 
     def compute(self) -> float:
-        return compression_ratio(sum(self._raw), sum(self._compressed))
+        pairs = _from_all_processes(list(zip(self._raw, self._compressed)))
+        return compression_ratio(sum(raw for raw, _ in pairs), sum(compressed for _, compressed in pairs))
 
     def settings(self) -> dict:
         info = {"cr_mode": self.mode}

@@ -7,10 +7,10 @@ BLAS), more than scoring an image takes. So the kernels' entry points
 in a cache file, and later processes load that file with llvmlite alone (about 0.1 s) and call
 it through ctypes, which releases the GIL for the duration of the call.
 
-The cache file ``<module>.<python tag>.kernels`` lives in ``__pycache__`` beside the kernels'
+The cache file ``<module>.<python tag>.<CPU hash>.kernels`` lives in ``__pycache__`` beside the kernels'
 source when that folder is writable, else in ``<cache root>/kernels/<hash of the source
 path>/`` (:func:`metrics.cache.cache_root`; a read-only install). There is one file per
-location, rewritten when its key changes: the key covers the kernels' source, the numba,
+location and CPU model, rewritten when its key changes: the key covers the kernels' source, the numba,
 llvmlite and Python versions, and the CPU (the code is compiled for this CPU's features).
 Concurrent first runs take a lock so that one builds and the others load.
 
@@ -90,8 +90,11 @@ def _writable(folder: Path) -> bool:
         return False
 
 
-def _cache_name(source: Path) -> str:
-    return f"{source.stem}.{sys.implementation.cache_tag}.kernels"
+def _cache_name(source: Path, llvm) -> str:
+    # one file per Python and CPU model, so that machines of different kinds sharing one
+    # install (a cluster's network home) do not overwrite each other's code
+    cpu = hashlib.sha256(f"{llvm.get_host_cpu_name()} {llvm.get_host_cpu_features().flatten()}".encode())
+    return f"{source.stem}.{sys.implementation.cache_tag}.{cpu.hexdigest()[:8]}.kernels"
 
 
 def _numba_version() -> str:
@@ -121,7 +124,10 @@ def _key(source: Path, llvm) -> str:
 
 
 def _read(path: Path, key: str) -> dict | None:
-    """The entries of a cache file whose key matches, with their object code; None otherwise."""
+    """The entries of a cache file whose key matches, with their object code; None otherwise.
+
+    The object code's checksum is verified: LLVM aborts the process on a damaged object file.
+    """
     try:
         data = path.read_bytes()
     except OSError:
@@ -129,15 +135,15 @@ def _read(path: Path, key: str) -> dict | None:
     header, _, body = data.partition(b"\n")
     try:
         info = json.loads(header)
-    except ValueError:
-        return None
-    if info.get("key") != key:
-        return None
-    entries = info["entries"]
-    for entry in entries.values():
-        entry["object"] = body[entry["offset"]:entry["offset"] + entry["size"]]
-        if len(entry["object"]) != entry["size"]:
+        if info.get("key") != key:
             return None
+        entries = info["entries"]
+        for entry in entries.values():
+            entry["object"] = body[entry["offset"]:entry["offset"] + entry["size"]]
+            if hashlib.sha256(entry["object"]).hexdigest() != entry["sha256"]:
+                return None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
     return entries
 
 
@@ -145,7 +151,8 @@ def _write(path: Path, key: str, entries: dict) -> None:
     body, header = b"", {"key": key, "entries": {}}
     for name, entry in entries.items():
         header["entries"][name] = {k: v for k, v in entry.items() if k != "object"}
-        header["entries"][name].update(offset=len(body), size=len(entry["object"]))
+        header["entries"][name].update(offset=len(body), size=len(entry["object"]),
+                                       sha256=hashlib.sha256(entry["object"]).hexdigest())
         body += entry["object"]
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
@@ -287,13 +294,13 @@ def _native_or_numba(module) -> Kernels:
         key = _key(source, llvm)
         folders = _folders(source)
         for folder in folders:
-            entries = _read(folder / _cache_name(source), key)
+            entries = _read(folder / _cache_name(source, llvm), key)
             if entries is not None:
                 return _native(module, entries, "cache")
         folder = next((f for f in folders if _writable(f)), None)
         if folder is None:
             return _native(module, _build(module), "memory")
-        path = folder / _cache_name(source)
+        path = folder / _cache_name(source, llvm)
         with _file_lock(path.with_suffix(".lock")):
             entries = _read(path, key)  # another process may have built it meanwhile
             if entries is not None:

@@ -1,6 +1,7 @@
 """One pass per image for both fine-detail metrics; torch-free classes with the torchmetrics shape."""
 import inspect
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -172,3 +173,39 @@ def test_detail_path_never_imports_torch(files):
     assert out["glcm"] == pytest.approx(np.mean([reference_file_score(p) for p in paths]), abs=1e-9)
     # with the machine code loaded from its cache, not even numba (nor SciPy, which numba pulls in) is imported
     assert out["heavy"] == ([] if out["kernels"] == "cache" else [m for m in out["heavy"] if m in ("numba", "scipy")])
+
+
+DISTRIBUTED = """
+import json, os, sys
+import torch.distributed as dist
+from metrics.detail import CompressionRatio, GLCMScore
+dist.init_process_group("gloo")
+paths = sys.argv[1:][dist.get_rank()::2]
+glcm, cr = GLCMScore(workers=1), CompressionRatio(mode="file", workers=1)
+glcm.update(paths); cr.update(paths)
+print(json.dumps({"glcm": glcm.compute(), "cr": cr.compute(), "own": len(glcm.per_image())}))
+"""
+
+
+def test_compute_combines_all_processes_of_a_distributed_group(files):
+    pytest.importorskip("torch")
+    import socket
+
+    paths, _ = files
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2"}
+    procs = [subprocess.Popen([sys.executable, "-c", DISTRIBUTED, *map(str, paths)], cwd=REPO, text=True,
+                              env={**env, "RANK": str(rank)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for rank in range(2)]
+    outs = [proc.communicate(timeout=600) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], [err for _, err in outs]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    alone_glcm, alone_cr = GLCMScore(), CompressionRatio(mode="file")
+    alone_glcm.update(paths)
+    alone_cr.update(paths)
+    for result in results:
+        assert result["own"] == len(paths) // 2
+        assert result["glcm"] == pytest.approx(alone_glcm.compute(), abs=1e-12)
+        assert result["cr"] == pytest.approx(alone_cr.compute(), rel=1e-12)

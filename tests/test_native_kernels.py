@@ -111,15 +111,16 @@ def test_numba_fallback_reuses_numba_cache(tmp_path):
     assert sorted((tmp_path / "numba").rglob("*.nb*")) == index
 
 
-@pytest.mark.parametrize("broken", ["key", "truncated"])
-def test_a_stale_or_damaged_cache_file_is_replaced(tmp_path, broken):
+@pytest.mark.parametrize("broken", ["key", "truncated", "flipped"])
+def test_a_stale_or_damaged_cache_file_is_not_loaded(tmp_path, broken):
     from metrics import native_kernels
 
     path = tmp_path / "cache.kernels"
     entries = {"entropies": {"symbol": "x", "kinds": ["int"], "externals": [], "object": b"\x7fELF" + bytes(60)}}
     native_kernels._write(path, "the-key", entries)
     data = path.read_bytes()
-    path.write_bytes(data[:-10] if broken == "truncated" else data.replace(b"the-key", b"old-key"))
+    damaged = {"key": data.replace(b"the-key", b"old-key"), "truncated": data[:-10], "flipped": data[:-5] + b"XXXXX"}
+    path.write_bytes(damaged[broken])
     assert native_kernels._read(path, "the-key") is None
     native_kernels._write(path, "the-key", entries)
     assert native_kernels._read(path, "the-key")["entropies"]["object"] == entries["entropies"]["object"]
