@@ -208,6 +208,13 @@ def start_up(sets: dict) -> None:
         best = min(float(subprocess.run([sys.executable, "-c", timer.format(module)], cwd=REPO, capture_output=True,
                                         text=True).stdout) for _ in range(REPEATS))
         rows.append((f"import {module} (in-process)", best))
+    load = ("import time; t = time.perf_counter(); import numpy as np; from metrics import glcm_kernels, native_kernels; "
+            "k = native_kernels.load(glcm_kernels, prefer='{}'); glcm_kernels.self_test(k); "
+            "print(time.perf_counter() - t)")
+    for prefer, label in (("native", "machine code from its cache file"), ("numba", "numba's own on-disk cache")):
+        best = min(float(subprocess.run([sys.executable, "-c", load.format(prefer)], cwd=REPO, capture_output=True,
+                                        text=True).stdout) for _ in range(REPEATS))
+        rows.append((f"GLCM kernels ready in a new process: {label} (in-process)", best))
     first = ("import sys; from metrics.detail import measure_files; "
              "print(next(measure_files([sys.argv[1]], jpeg_mode='file')).glcm_score)")
     rows.append(("new process, first image scored (whole process)",
