@@ -170,7 +170,8 @@ def in_process(sets: dict, workers: int) -> None:
         threaded = time.perf_counter() - start
         n = len(paths)
         print(f"| {label} | {reference / n:.3f} s | {single / n * 1000:.0f} ms | {threaded / n * 1000:.0f} ms | "
-              f"{reference / single:.0f}x | {reference / threaded:.0f}x | {reference_cpu / single_cpu:.0f}x | {worst:.1e} |")
+              f"{reference / single:.0f}x | {reference / threaded:.0f}x | {reference_cpu / single_cpu:.0f}x | "
+              f"{worst:.1e} |")
 
 
 def _fork_measure(path):
@@ -208,7 +209,8 @@ def start_up(sets: dict) -> None:
         best = min(float(subprocess.run([sys.executable, "-c", timer.format(module)], cwd=REPO, capture_output=True,
                                         text=True).stdout) for _ in range(REPEATS))
         rows.append((f"import {module} (in-process)", best))
-    load = ("import time; t = time.perf_counter(); import numpy as np; from metrics import glcm_kernels, native_kernels; "
+    load = ("import time; t = time.perf_counter(); import numpy as np; "
+            "from metrics import glcm_kernels, native_kernels; "
             "k = native_kernels.load(glcm_kernels, prefer='{}'); glcm_kernels.self_test(k); "
             "print(time.perf_counter() - t)")
     for prefer, label in (("native", "machine code from its cache file"), ("numba", "numba's own on-disk cache")):
@@ -247,7 +249,7 @@ def properties(sets: dict) -> None:
 
 
 def run() -> None:
-    from benchmarks.wallpapers import Unavailable, square_set
+    from benchmarks.wallpapers import PACKAGES, Unavailable, square_set
     from metrics.detail import usable_cpus
     from metrics.glcm import kernels
 
@@ -261,7 +263,7 @@ def run() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     workers = usable_cpus()
     loaded = kernels()
-    print(f"Fine-detail metrics on real pictures (Debian {', '.join(('plasma-workspace-wallpapers', 'mate-backgrounds'))});"
+    print(f"Fine-detail metrics on real pictures (Debian {' and '.join(PACKAGES)});"
           f" {workers} usable cores; GLCM kernels: {loaded.source} {loaded.reason}".rstrip())
     whole_process(sets, out_dir)
     in_process(sets, workers)

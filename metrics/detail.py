@@ -319,8 +319,10 @@ class CompressionRatio(_DetailMetric):
         measurements = _checked(measurements)
         for m in measurements:
             if m.jpeg_bytes is None or m.jpeg_mode != self.mode:
-                raise ValueError(f"{m.name} was measured with jpeg_mode={m.jpeg_mode!r}, this metric needs {self.mode!r}")
-        self.update(raw_bytes=[m.raw_bytes for m in measurements], compressed_bytes=[m.jpeg_bytes for m in measurements])
+                raise ValueError(f"{m.name} was measured with jpeg_mode={m.jpeg_mode!r}, "
+                                 f"this metric needs {self.mode!r}")
+        self.update(raw_bytes=[m.raw_bytes for m in measurements],
+                    compressed_bytes=[m.jpeg_bytes for m in measurements])
 
     def update(self, images=None, *, raw_bytes: Iterable[int] | None = None,
                compressed_bytes: Iterable[int] | None = None) -> None:

@@ -187,7 +187,7 @@ def _build(module) -> dict:
         dispatcher.compile(signature)
         compiled = dispatcher.overloads[signature]
         library = compiled.library
-        _, kind, (object_code, _) = library.serialize_using_object_code()
+        _, _, (object_code, _) = library.serialize_using_object_code()
         externals = sorted(set(re.findall(r"^declare [^@]*@\"?([^\"(]+)\"?\(", library.get_llvm_str(), re.M)))
         entries[name] = {"symbol": compiled.fndesc.llvm_func_name, "kinds": list(kinds), "object": object_code,
                          "externals": [e for e in externals if not e.startswith("llvm.")]}
@@ -246,8 +246,10 @@ def _link(llvm, entry: dict, engines: list):
     address = engine.get_function_address(entry["symbol"])
     if not address:
         raise _CannotLoad(f"entry point {entry['symbol']} not found in the object code")
-    arg_types = [ctypes.c_int64 if kind == "int" else ctypes.c_void_p
-                 for kind in entry["kinds"] for _ in range(1 if kind == "int" else 1 + int(kind.split(":")[1]))]
+    arg_types = []
+    for kind in entry["kinds"]:  # an array is its data pointer, then one 64-bit integer per dimension
+        ndim = 0 if kind == "int" else int(kind.split(":")[1])
+        arg_types += [ctypes.c_int64] if kind == "int" else [ctypes.c_void_p] + [ctypes.c_int64] * ndim
     return ctypes.CFUNCTYPE(_RET, ctypes.c_void_p, ctypes.c_void_p, *arg_types)(address)
 
 
