@@ -122,7 +122,7 @@ def measure_files(paths: Iterable, *, glcm: bool = True, prop: str = "entropy", 
     fewer images than workers, each image's patch rows are split over the spare threads. At most
     2 x workers images are in flight, so memory stays flat. Bad files give ``error``, never raise.
     """
-    _check_options(prop, jpeg_mode)
+    _check_options(prop, jpeg_mode)  # checked now, not at the first next()
     workers = usable_cpus() if workers is None else int(workers)
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
@@ -130,6 +130,10 @@ def measure_files(paths: Iterable, *, glcm: bool = True, prop: str = "entropy", 
     lanes = workers if count is None else max(1, min(workers, count))
     options = dict(glcm=glcm, prop=prop, jpeg_mode=jpeg_mode, quality=quality, keep_patches=keep_patches,
                    max_pixels=max_pixels, threads=max(1, workers // lanes))
+    return _measured(paths, options, lanes)
+
+
+def _measured(paths: Iterable, options: dict, lanes: int) -> Iterator[DetailMeasurement]:
     if lanes == 1:
         for path in paths:
             yield _measure_or_error(path, options)

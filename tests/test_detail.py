@@ -209,3 +209,13 @@ def test_compute_combines_all_processes_of_a_distributed_group(files):
         assert result["own"] == len(paths) // 2
         assert result["glcm"] == pytest.approx(alone_glcm.compute(), abs=1e-12)
         assert result["cr"] == pytest.approx(alone_cr.compute(), rel=1e-12)
+
+
+def test_bad_options_are_refused_at_the_call():
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        measure_files([], workers=0)
+    with pytest.raises(ValueError, match="jpeg_mode must be one of"):
+        measure_files([], jpeg_mode="png")
+    with pytest.raises(ValueError, match="GLCM prop must be one of"):
+        measure_files([], prop="nonsense")
+    assert list(measure_files([], workers=3)) == []
