@@ -1,10 +1,11 @@
 """Aesthetic-4K metrics, importable on their own (this package imports nothing from ``aesthetic4k``).
 
-One-image functions (numpy only): ``glcm_score(image)``, ``jpeg_size(image, quality=95)``.
-Metric classes: ``GLCMScore``, ``CompressionRatio`` (no torch), and the torchmetrics ``Metric``
-classes ``FID``, ``KID``, ``PatchFID``, ``PatchKID``, ``CLIPScore``, ``Aesthetics`` (import torch
-on first use). Folder against folder (or saved statistics): ``compute_fid``, ``compute_kid``,
-``save_reference_stats``.
+Fine-detail metrics, without torch: ``glcm_score(image)``, ``jpeg_size(image, quality=95)``,
+the classes ``GLCMScore`` and ``CompressionRatio`` (torchmetrics-shaped; ``as_torchmetric()``
+for a real torchmetrics ``Metric``), and ``measure_files(paths)``, which measures both metrics
+in one decode per image. torchmetrics ``Metric`` classes (import torch on first use): ``FID``,
+``KID``, ``PatchFID``, ``PatchKID``, ``CLIPScore``, ``Aesthetics``. Folder against folder (or
+saved statistics): ``compute_fid``, ``compute_kid``, ``save_reference_stats``.
 """
 from importlib import import_module
 
@@ -12,10 +13,12 @@ from metrics.compression import jpeg_size
 from metrics.glcm import glcm_score
 from metrics.registry import METRICS
 
-# class name -> module; resolved lazily so that `import metrics` does not import torch
+# name -> module; resolved lazily so that `import metrics` stays light (and never imports torch)
 _LAZY = {
     "GLCMScore": "metrics.detail",
     "CompressionRatio": "metrics.detail",
+    "DetailMeasurement": "metrics.detail",
+    "measure_files": "metrics.detail",
     "FID": "metrics.fid",
     "KID": "metrics.kid",
     "PatchFID": "metrics.fid",

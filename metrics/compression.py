@@ -30,16 +30,16 @@ def jpeg_bytes_of_rgb(rgb: np.ndarray, quality: int = 95) -> int:
     """Size in bytes of an H x W x 3 uint8 RGB array encoded by Pillow as JPEG."""
     from PIL import Image
 
-    buffer = io.BytesIO()
+    buffer = io.BytesIO()  # Pillow encodes with the GIL released: callers may run this on threads
     Image.fromarray(np.ascontiguousarray(rgb), "RGB").save(buffer, format="JPEG", quality=quality)
     return buffer.tell()
 
 
-def jpeg_size(image, quality: int = 95) -> int:
+def jpeg_size(image, quality: int = 95, *, max_pixels: int | None = None) -> int:
     """JPEG size in bytes of one image (a path or an H x W x 3 uint8 RGB array), re-encoded in memory."""
-    from metrics.image_input import read_rgb
+    from metrics.image_input import DEFAULT_MAX_PIXELS, read_rgb
 
-    return jpeg_bytes_of_rgb(read_rgb(image), quality)
+    return jpeg_bytes_of_rgb(read_rgb(image, DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels), quality)
 
 
 def compression_ratio(raw_bytes: int, compressed_bytes: int) -> float:

@@ -3,11 +3,10 @@ import io
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import metrics
-from metrics.detail import CompressionRatio, GLCMScore
+from metrics.detail import CompressionRatio, measure_files
 from tests.images import natural, save
 
 
@@ -17,9 +16,10 @@ def pillow_q95_size(rgb):
     return len(buffer.getvalue())
 
 
-def test_jpeg_size_is_pillow_q95():
+def test_jpeg_size_is_pillow_q95(tmp_path):
     rgb = natural(200, 300)
     assert metrics.jpeg_size(rgb) == pillow_q95_size(rgb)
+    assert metrics.jpeg_size(save(rgb, tmp_path / "a.png")) == pillow_q95_size(rgb)
     assert metrics.jpeg_size(rgb, quality=50) < metrics.jpeg_size(rgb)
 
 
@@ -28,10 +28,13 @@ def test_ratio_of_sums_not_mean_of_ratios():
     metric = CompressionRatio()
     metric.update(images)
     raw = sum(im.shape[0] * im.shape[1] * 3 for im in images)
-    expected = raw / sum(pillow_q95_size(im) for im in images)
-    assert float(metric.compute()) == pytest.approx(expected, rel=1e-12)
+    sizes = [pillow_q95_size(im) for im in images]
+    expected = raw / sum(sizes)
+    assert metric.compute() == pytest.approx(expected, rel=1e-12)
+    assert metric.byte_counts()[1].tolist() == sizes  # byte-exact
     mean_of_ratios = np.mean([im.size / pillow_q95_size(im) for im in images])
     assert abs(expected - mean_of_ratios) > 1e-3
+    assert metric.per_image() == pytest.approx([im.size / s for im, s in zip(images, sizes)])
 
 
 def test_file_mode_uses_bytes_on_disk(tmp_path):
@@ -39,32 +42,31 @@ def test_file_mode_uses_bytes_on_disk(tmp_path):
     metric = CompressionRatio(mode="file")
     metric.update(paths)
     expected = 3 * 128 * 192 * 3 / sum(p.stat().st_size for p in paths)
-    assert float(metric.compute()) == pytest.approx(expected, rel=1e-12)
-    assert metric.settings()["cr_mode"] == "file"
+    assert metric.compute() == pytest.approx(expected, rel=1e-12)
+    assert metric.provenance()["cr_mode"] == "file"
     with pytest.raises(ValueError, match="needs image files"):
         metric.update(natural(64, 64))
+    with pytest.raises(ValueError, match="needs image files"):
+        list(measure_files([natural(64, 64)], jpeg_mode="file"))
+
+
+def test_decoded_image_is_reencoded_not_the_file(tmp_path):
+    rgb = natural(128, 160, seed=4)
+    path = save(rgb, tmp_path / "a.png")
+    (m,) = measure_files([path], glcm=False, jpeg_mode="jpeg95")
+    assert m.jpeg_bytes == pillow_q95_size(rgb) and m.file_bytes == path.stat().st_size
 
 
 def test_settings_record_the_encoder():
-    settings = CompressionRatio().settings()
+    settings = CompressionRatio().provenance()
     assert settings["quality"] == 95 and settings["encoder"] == "Pillow JPEG" and settings["pillow"]
+    assert CompressionRatio(quality=80).provenance()["quality"] == 80
 
 
-def test_metric_classes_accept_tensors_and_keep_per_image_values():
-    images = [natural(128, 128, seed=s) for s in range(3)]
-    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
-    metric = GLCMScore()
-    metric.update(batch)
-    expected = [metrics.glcm_score(im) for im in images]
-    assert metric.per_image().tolist() == pytest.approx(expected, abs=1e-12)
-    assert float(metric.compute()) == pytest.approx(np.mean(expected), abs=1e-12)
+def test_empty_metric_is_nan_and_reset_clears():
+    metric = CompressionRatio()
+    assert np.isnan(metric.compute())
+    metric.update([natural(64, 64)])
+    assert metric.compute() > 0
     metric.reset()
-    assert torch.isnan(metric.compute())
-
-
-def test_glcm_variant_property():
-    metric = GLCMScore(prop="contrast")
-    metric.update([natural(128, 128)])
-    assert float(metric.compute()) > 0
-    with pytest.raises(ValueError):
-        GLCMScore(prop="nonsense")
+    assert np.isnan(metric.compute()) and len(metric.per_image()) == 0

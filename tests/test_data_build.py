@@ -184,7 +184,7 @@ def test_interrupted_build_keeps_finished_work(tmp_path, mixed_source, monkeypat
 
 
 def test_quality_filter_with_glcm(tmp_path, monkeypatch):
-    from tests.test_data_sample import reference_glcm_score
+    from tests.glcm_reference import reference_glcm_score
 
     # the filter logic is under test, with the protocol's GLCM written in scikit-image (no numba compile)
     monkeypatch.setattr("aesthetic4k.data.build_work.glcm_function", lambda: reference_glcm_score)

@@ -4,35 +4,21 @@ from __future__ import annotations
 import io
 import json
 
-import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from skimage.feature import graycomatrix
-from skimage.measure import shannon_entropy
 
 from aesthetic4k.data import open_dataset, validate
 from aesthetic4k.data.sample import materialise_sample, sample_folder
 from aesthetic4k.data.scenes import SCENES, render_scene
 from aesthetic4k.errors import UserError
+from tests.glcm_reference import reference_glcm_score
 
 
 @pytest.fixture(autouse=True)
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("A4K_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
-
-
-def reference_glcm_score(rgb: np.ndarray) -> float:
-    """PROTOCOL.md s3 written directly with scikit-image (independent of metrics.glcm)."""
-    grey = cv2.cvtColor(np.ascontiguousarray(rgb[..., ::-1]), cv2.COLOR_BGR2GRAY) // 4
-    scores = []
-    for y in range(0, grey.shape[0] // 64 * 64, 64):
-        for x in range(0, grey.shape[1] // 64 * 64, 64):
-            glcm = graycomatrix(grey[y:y + 64, x:x + 64], [1, 2, 3, 4], [0, np.pi / 4, np.pi / 2, 3 * np.pi / 4],
-                                levels=64, symmetric=False, normed=True)
-            scores.append(shannon_entropy(glcm))
-    return float(np.mean(scores))
 
 
 def jpeg_bytes(rgb: np.ndarray) -> int:

@@ -9,23 +9,8 @@ import pytest
 from PIL import Image
 
 from aesthetic4k import report
-from aesthetic4k.report import PATCH, crop_around, patch_extremes, per_image_budget, write_report
-
-
-def reference_patch_scores(gray):
-    """Per-patch GLCM Score straight from PROTOCOL.md s3 with scikit-image (the independent reference)."""
-    from skimage.feature import graycomatrix
-    from skimage.measure import shannon_entropy
-
-    rows, cols = gray.shape[0] // PATCH, gray.shape[1] // PATCH
-    scores = np.zeros((rows, cols))
-    angles = [0, np.pi / 4, np.pi / 2, 3 * np.pi / 4]
-    for r in range(rows):
-        for c in range(cols):
-            patch = gray[r * PATCH:(r + 1) * PATCH, c * PATCH:(c + 1) * PATCH] // 4
-            glcm = graycomatrix(patch, [1, 2, 3, 4], angles, levels=64, symmetric=False, normed=True)
-            scores[r, c] = shannon_entropy(glcm)
-    return scores
+from aesthetic4k.report import crop_around, patch_extremes, per_image_budget, write_report
+from tests.glcm_reference import reference_patches as reference_patch_scores
 
 
 def textured_image(height=256, width=320, seed=0):

@@ -175,7 +175,9 @@ class Run:
         component = open_source(config.generator, config.generator_options)
         folder = component if isinstance(component, FolderImages) else None
         size, size_cell, size_info = self._sizes(folder)
-        settings = replace(config.metric_settings, size=size)
+        # a generated image is saved with exactly the q95 encoder: its file size is its q95 size (the paper's CR)
+        settings = replace(config.metric_settings, size=size,
+                           cr_mode="file" if folder is None else config.metric_settings.cr_mode)
         dataset = self.ranks.first(lambda: self._dataset(folder, size))
         dataset_name = dataset.name if dataset is not None else "none"
         if folder is not None:
@@ -204,9 +206,7 @@ class Run:
         file_metrics = {n: m for n, m in metrics.items() if METRICS[n].reads == FILE}
         network_metrics = {n: m for n, m in metrics.items() if METRICS[n].reads != FILE}
         workers = config.workers or os.cpu_count() or 1
-        # a generated image is saved with exactly the q95 encoder, so its file size is its q95 size
-        jpeg_mode = "file" if (settings.cr_mode == "file" or folder is None) else "jpeg95"
-        detail = DetailScoring(file_metrics, jpeg_mode, config.report is not None, workers,
+        detail = DetailScoring(file_metrics, settings.cr_mode, config.report is not None, workers,
                                settings.max_pixels) if file_metrics else None
         network = None
         if network_metrics:
@@ -219,7 +219,7 @@ class Run:
             self._add_unpaired_reference(network, reference, settings.batch_size)
 
         shard = records[self.ranks.rank::self.ranks.world]
-        rows, measurements, skipped = [], [], []
+        rows, skipped = [], []
         progress = _progress(len(shard), f"{source.name} {size}px", config.progress and self.ranks.main)
         try:
             batch = max(1, settings.batch_size)
@@ -240,21 +240,20 @@ class Run:
                         raise UserError(f"{display(item.image_path)}: {reason} (use --skip-bad to skip bad files)")
                     skipped.append(Skipped(display(item.image_path.name), reason))
                 good = [item for item in items if id(item) not in bad_ids]
-                if network:
-                    network.add(good)
+                for feed in (network, detail):
+                    if feed:
+                        feed.add(good)
                 for item in good:
                     rows.append(self._row(item, detail, folder, size))
-                    if detail:
-                        measurements.append((rows[-1]["stem"], replace(item.detail, glcm_patches=None)))
-                    item.image = item.jpeg = None       # pixels are not kept beyond their batch
+                    item.image = item.jpeg = item.detail = None     # pixels are not kept beyond their batch
                 progress.update(len(items))
         finally:
             progress.close()
             if network:
                 network.close()
             source.release()   # free the generator's device memory before the final metric work
-        return self._finish(source, dataset_name, size_cell, size_info, settings, metrics, detail, network,
-                            rows, measurements, skipped, reference)
+        return self._finish(source, dataset_name, size_cell, size_info, settings, metrics, network, rows, skipped,
+                            reference)
 
     def _add_unpaired_reference(self, network: NetworkScoring, reference, batch: int) -> None:
         if reference is None or reference[0] == "paired" or not self.ranks.main:
@@ -283,24 +282,18 @@ class Run:
             row.update(width=size, height=size)
         return row
 
-    def _finish(self, source, dataset_name, size_cell, size_info, settings, metrics, detail, network, rows,
-                measurements, skipped, reference) -> RunResult:
+    def _finish(self, source, dataset_name, size_cell, size_info, settings, metrics, network, rows, skipped,
+                reference) -> RunResult:
         config = self.config
         if network:
-            values = network.per_image_values()
-            for column, column_values in values.items():
+            for column, column_values in network.per_image_values().items():
                 for row, value in zip(rows, column_values):
                     row[column] = value
-        gathered = self.ranks.gather((rows, measurements, skipped, dict(network.sources) if network else {}))
-        rows = [r for part in gathered for r in part[0]]
-        measurements = [m for part in gathered for m in part[1]]
-        skipped = [s for part in gathered for s in part[2]] + list(getattr(source, "skipped", []))
+        gathered = self.ranks.gather((rows, skipped, dict(network.sources) if network else {}))
+        rows = sorted((r for part in gathered for r in part[0]), key=lambda r: r["stem"])
+        skipped = [s for part in gathered for s in part[1]] + list(getattr(source, "skipped", []))
         if not rows:
             raise UserError("no image could be scored" + (f": {len(skipped)} file(s) skipped" if skipped else ""))
-        order = {stem: index for index, stem in enumerate(sorted(r["stem"] for r in rows))}
-        rows.sort(key=lambda r: order[r["stem"]])
-        if detail:
-            detail.finish([m for _, m in sorted(measurements, key=lambda pair: order[pair[0]])])
 
         self._skip_notes(skipped)
         distribution = [n for n in metrics if METRICS[n].distribution]
@@ -309,14 +302,19 @@ class Run:
 
         row = {"generator": source.name, "dataset": dataset_name, "size": size_cell, "n_images": len(rows)}
         run_settings = {"generator": dict(source.defaults), "seed": config.seed, **size_info}
+        generated = not source.serves_files
+        if generated:
+            from metrics.compression import encoder_settings
+
+            run_settings["image_encoder"] = encoder_settings(95)     # how the generated JPEGs were written
         if config.report:
             run_settings["report"] = display(config.report)
         if config.reference:
             run_settings["reference"] = display(config.reference)
         if network:
-            sources = {k: sum(part[3].get(k, 0) for part in gathered) for k in ("memory", "file")}
+            sources = {k: sum(part[2].get(k, 0) for part in gathered) for k in ("memory", "file")}
             run_settings["network_metric_pixels"] = sources
-            if is_generated(source) and sources["file"]:
+            if generated and sources["file"]:
                 self.notes.append(f"{sources['file']} image(s) scored from their saved JPEG")
                 self.hints.append("network metrics read some generated images back from their q95 JPEG because the "
                                   "run that made them did not keep their in-memory features; their values differ "
@@ -369,10 +367,6 @@ class Run:
         source = display(self.config.reference or self.config.dataset or "reference")
         return ReferenceStats(new_meta(full, count, source, patches), features)
 
-
-def is_generated(source) -> bool:
-    """True for a generated run (its images were made in memory by this toolkit)."""
-    return not source.serves_files
 
 
 def _versions(metrics: dict) -> dict:

@@ -49,10 +49,10 @@ class DetailScoring:
             row["glcm_patches"] = m.glcm_patches
         return row
 
-    def finish(self, measurements: list) -> None:
-        """Feed every measurement of the run (all ranks, in record order) to the metrics."""
+    def add(self, items: list[Item]) -> None:
+        """Add a batch (good items only); each process adds its own, ``compute`` combines them."""
         for metric in self.metrics.values():
-            metric.add(measurements)
+            metric.add([item.detail for item in items])
 
 
 class NetworkScoring:
