@@ -1,7 +1,7 @@
 """Aesthetic-4K metrics, importable on their own (this package imports nothing from ``aesthetic4k``).
 
 Fine-detail metrics, without torch: ``glcm_score(image)``, ``jpeg_size(image, quality=95)``,
-the classes ``GLCMScore`` and ``CompressionRatio`` (torchmetrics-shaped; ``as_torchmetric()``
+the classes ``GLCMScore`` and ``CompressionRatio`` (torchmetrics-shaped; ``as_torchmetric(metric)``
 for a real torchmetrics ``Metric``), and ``measure_files(paths)``, which measures both metrics
 in one decode per image. torchmetrics ``Metric`` classes (import torch on first use): ``FID``,
 ``KID``, ``PatchFID``, ``PatchKID``, ``CLIPScore``, ``Aesthetics``. Folder against folder (or
@@ -19,6 +19,7 @@ _LAZY = {
     "CompressionRatio": "metrics.detail",
     "DetailMeasurement": "metrics.detail",
     "measure_files": "metrics.detail",
+    "as_torchmetric": "metrics.detail_torch",
     "FID": "metrics.fid",
     "KID": "metrics.kid",
     "PatchFID": "metrics.fid",

@@ -9,7 +9,7 @@ measurement with ``error`` set instead of an exception, so a run can skip it and
 
 :class:`GLCMScore` and :class:`CompressionRatio` have the torchmetrics shape (``update``,
 ``compute``, ``reset``, ``per_image``, ``higher_is_better``) without importing torch; their
-``add`` takes measurements, so one pass feeds both. ``as_torchmetric()`` gives a torchmetrics
+``add`` takes measurements, so one pass feeds both. ``metrics.as_torchmetric(metric)`` gives a torchmetrics
 ``Metric`` (for ``MetricCollection`` or state synchronisation across processes).
 """
 from __future__ import annotations
@@ -235,11 +235,6 @@ class _DetailMetric:
         self.update(images)
         return self.compute()
 
-    def as_torchmetric(self):
-        """This metric as a torchmetrics ``Metric`` holding the values added so far (imports torch)."""
-        from metrics import detail_torch
-
-        return detail_torch.wrap(self)
 
 
 class GLCMScore(_DetailMetric):

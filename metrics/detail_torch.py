@@ -1,4 +1,5 @@
-"""torchmetrics ``Metric`` versions of the fine-detail metrics, made by ``GLCMScore.as_torchmetric()``.
+"""torchmetrics ``Metric`` versions of the fine-detail metrics, made by ``as_torchmetric(metric)``
+(also ``metrics.as_torchmetric``).
 
 They measure with the torch-free classes of :mod:`metrics.detail` and keep their values in
 torchmetrics states, so they work in a ``MetricCollection`` and synchronise across processes
@@ -88,7 +89,7 @@ class TorchCompressionRatio(Metric):
         return torch.tensor(raw / compressed if compressed > 0 else float("nan"), dtype=torch.float64)
 
 
-def wrap(metric):
+def as_torchmetric(metric):
     """A torchmetrics version of a :mod:`metrics.detail` metric, holding the values it has so far."""
     if isinstance(metric, GLCMScore):
         out = TorchGLCMScore(metric.prop, workers=metric.workers, max_pixels=metric.max_pixels)
