@@ -23,7 +23,7 @@ from torchmetrics import Metric
 
 from metrics.clip_model import LoadedClip, encode_prepared, prepare_image, resolve_clip
 from metrics.errors import MetricUnavailable, UserError
-from metrics.pixel_input import DEFAULT_MAX_PIXELS, as_rgb_list
+from metrics.pixel_input import DEFAULT_MAX_PIXELS, prepare_all
 from metrics.registry import METRICS
 
 HEAD_KEYS = frozenset(f"layers.{i}.{p}" for i in (0, 2, 4, 6, 7) for p in ("weight", "bias"))
@@ -109,7 +109,7 @@ class Aesthetics(Metric):
     def __init__(self, model_name: str = "ViT-L-14", checkpoint: Optional[Union[str, Path]] = None,
                  head: Optional[Union[str, Path, AestheticHead]] = None, clip: Optional[LoadedClip] = None,
                  batch_size: int = 16, device="cpu", precision: Optional[str] = None, normalize: bool = False,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, **kwargs):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, workers: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)
         precision = precision or (clip.precision if clip is not None else default_precision(device))
         if clip is None:
@@ -129,6 +129,7 @@ class Aesthetics(Metric):
         self.batch_size = max(1, int(batch_size))
         self.normalize = bool(normalize)
         self.max_pixels = int(max_pixels)
+        self.workers = workers          # threads that decode and prepare images (default: usable CPUs)
         self.add_state("scores", [], dist_reduce_fx="cat")
         if str(device) != "cpu":
             self.to(device)
@@ -158,7 +159,7 @@ class Aesthetics(Metric):
 
     def extract(self, images, keys=None) -> list[torch.Tensor]:
         """One (1, D) L2-normalised float32 embedding per image."""
-        return self.embed([self.prepare(image) for image in as_rgb_list(images, self.normalize, self.max_pixels)])
+        return self.embed(prepare_all(images, self.prepare, None, self.normalize, self.max_pixels, self.workers))
 
     @torch.inference_mode()
     def scores_of(self, embeddings: torch.Tensor) -> torch.Tensor:

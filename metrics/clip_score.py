@@ -17,7 +17,7 @@ from torchmetrics import Metric
 
 from metrics.clip_model import LoadedClip, encode_prepared, prepare_image, resolve_clip
 from metrics.errors import UserError
-from metrics.pixel_input import DEFAULT_MAX_PIXELS, as_rgb_list
+from metrics.pixel_input import DEFAULT_MAX_PIXELS, prepare_all
 from metrics.registry import METRICS
 
 
@@ -55,13 +55,14 @@ class CLIPScore(Metric):
 
     def __init__(self, model_name: str = "ViT-B-16", checkpoint: Optional[Union[str, Path]] = None,
                  clip: Optional[LoadedClip] = None, batch_size: int = 16, device="cpu", normalize: bool = False,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, **kwargs):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, workers: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)
         self.clip = clip or resolve_clip(model_name, checkpoint=checkpoint)
         self.model = self.clip.model          # registered as a submodule: follows .to(device)
         self.batch_size = max(1, int(batch_size))
         self.normalize = bool(normalize)
         self.max_pixels = int(max_pixels)
+        self.workers = workers          # threads that decode and prepare images (default: usable CPUs)
         self.add_state("scores", [], dist_reduce_fx="cat")
         self.add_state("truncated", [], dist_reduce_fx="cat")     # per image: 1 if its caption was cut
         if str(device) != "cpu":
@@ -95,7 +96,7 @@ class CLIPScore(Metric):
 
     def extract(self, images, keys=None) -> list[torch.Tensor]:
         """One (1, D) image embedding per image (float32, not normalised)."""
-        return self.embed([self.prepare(image) for image in as_rgb_list(images, self.normalize, self.max_pixels)])
+        return self.embed(prepare_all(images, self.prepare, None, self.normalize, self.max_pixels, self.workers))
 
     @torch.inference_mode()
     def _text_embeddings(self, texts: Sequence[str]) -> torch.Tensor:

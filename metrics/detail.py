@@ -25,6 +25,7 @@ import numpy as np
 from metrics.compression import MODES, compression_ratio, encoder_settings, jpeg_bytes_of_rgb
 from metrics.errors import ImageError
 from metrics.image_input import DEFAULT_MAX_PIXELS, bgr_to_rgb, display_path, read_image, to_gray
+from metrics.parallel import usable_cpus
 from metrics.registry import METRICS
 
 GLCM_PROPS = ("entropy", "contrast", "dissimilarity", "homogeneity", "energy", "correlation", "ASM")
@@ -58,13 +59,6 @@ class DetailMeasurement:
     def name(self) -> str:
         """The path as printable text."""
         return "<array>" if self.path is None else display_path(self.path)
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _check_options(prop: str, jpeg_mode) -> None:

@@ -40,7 +40,8 @@ def _feed(metric, source: Source, real: bool, batch_size: int) -> int:
 
 
 def _metric(cls, size, protocol, batch_size, feature, device, **extra):
-    metric = cls(feature, size=size, protocol=protocol, batch_size=batch_size, **extra)
+    metric = cls(feature, size=size, protocol=protocol, batch_size=batch_size, workers=extra.pop("workers", None),
+                 **extra)
     return metric.to(device)
 
 

@@ -19,7 +19,7 @@ from metrics.errors import MetricUnavailable, UserError
 from metrics.fid_resize import PROTOCOL_RESIZE, as_chw_uint8, check_protocol, shorter_side_center_crop, to_299
 from metrics.inception import FEATURE_DIM, INPUT_SIZE, load_inception
 from metrics.patches import PATCH_RECIPE, crop_positions, extract_patches
-from metrics.pixel_input import DEFAULT_MAX_PIXELS, as_rgb_list
+from metrics.pixel_input import DEFAULT_MAX_PIXELS, image_list, prepare_all
 
 _NETWORKS: dict = {}
 
@@ -117,7 +117,7 @@ class InceptionMetric(Metric):
     def __init__(self, feature: Union[int, nn.Module, str, Path] = FEATURE_DIM, size: Optional[int] = None,
                  protocol: str = "paper", batch_size: int = 16, patch_count: Optional[int] = None,
                  patch_seed: int = 0, normalize: bool = False, reset_real_features: bool = True,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, **kwargs):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, workers: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)
         self.weight_sha256 = None
         if isinstance(feature, nn.Module):
@@ -138,6 +138,7 @@ class InceptionMetric(Metric):
         self.normalize = bool(normalize)
         self.reset_real_features = bool(reset_real_features)
         self.max_pixels = int(max_pixels)
+        self.workers = workers          # threads that decode and prepare images (default: usable CPUs)
         self._auto_keys = {True: 0, False: 0}
 
     def _resolved_network(self, path):
@@ -191,8 +192,14 @@ class InceptionMetric(Metric):
         return list(self.extractor.embed(torch.cat(inputs)).split([x.shape[0] for x in inputs]))
 
     def extract(self, images, keys: Optional[Sequence[str]] = None) -> list[torch.Tensor]:
-        """One (1 or P, 2048) feature tensor per image; with patches, ``keys`` (file stems) seed the crops."""
-        return self.extractor.per_image(as_rgb_list(images, self.normalize, self.max_pixels), keys)
+        """One (1 or P, 2048) feature tensor per image; with patches, ``keys`` (file stems) seed the crops.
+
+        Images are decoded and prepared in ``workers`` threads while holding one decoded image per
+        thread; the network then runs in batches of ``batch_size``.
+        """
+        if self.extractor.patch_count > 0 and keys is None:
+            raise ValueError("patch features need a key per image (its file stem) to seed the crops")
+        return self.embed(prepare_all(images, self.prepare, keys, self.normalize, self.max_pixels, self.workers))
 
     def update(self, images=None, real: bool = False, keys: Optional[Sequence[str]] = None,
                features=None) -> None:
@@ -204,12 +211,12 @@ class InceptionMetric(Metric):
         if features is None:
             if images is None:
                 raise ValueError("update needs images or features")
-            images = as_rgb_list(images, self.normalize, self.max_pixels)
+            images = image_list(images)
             if self.extractor.patch_count > 0 and keys is None:
                 start = self._auto_keys[bool(real)]
                 keys = [str(start + i) for i in range(len(images))]
                 self._auto_keys[bool(real)] += len(images)
-            features = self.extractor.per_image(images, keys)
+            features = self.extract(images, keys)
         if isinstance(features, (list, tuple)):
             features = torch.cat([torch.as_tensor(f).reshape(-1, self.num_features) for f in features]) \
                 if features else torch.zeros(0, self.num_features)

@@ -62,7 +62,8 @@ def _uint8(array: np.ndarray, normalize: bool) -> np.ndarray:
     return (array * 255).astype(np.uint8)
 
 
-def _one(image, normalize: bool, max_pixels: int) -> np.ndarray:
+def to_rgb(image, normalize: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """One accepted image (see the module docstring) -> an H x W x 3 uint8 RGB array (files decoded here)."""
     if isinstance(image, (str, os.PathLike)):
         return read_pil_rgb(image, max_pixels)
     if type(image).__module__.startswith("PIL"):
@@ -80,11 +81,30 @@ def _one(image, normalize: bool, max_pixels: int) -> np.ndarray:
     return np.ascontiguousarray(_uint8(array, normalize))
 
 
-def as_rgb_list(images, normalize: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[np.ndarray]:
-    """Any accepted input (see the module docstring) -> list of H x W x 3 uint8 RGB arrays."""
-    if _is_tensor(images) and images.ndim == 4:
-        images = list(images)
-    elif isinstance(images, (str, os.PathLike, np.ndarray)) or _is_tensor(images) or \
+def image_list(images) -> list:
+    """Any accepted input -> a list of single images, not decoded yet (a batch tensor or array is split)."""
+    if (_is_tensor(images) or isinstance(images, np.ndarray)) and images.ndim == 4:
+        return list(images)
+    if isinstance(images, (str, os.PathLike, np.ndarray)) or _is_tensor(images) or \
             type(images).__module__.startswith("PIL"):
-        images = [images] if not (isinstance(images, np.ndarray) and images.ndim == 4) else list(images)
-    return [_one(image, normalize, max_pixels) for image in images]
+        return [images]
+    return list(images)
+
+
+def as_rgb_list(images, normalize: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[np.ndarray]:
+    """Any accepted input -> list of H x W x 3 uint8 RGB arrays (all decoded at once: for few, small images)."""
+    return [to_rgb(image, normalize, max_pixels) for image in image_list(images)]
+
+
+def prepare_all(images, prepare, keys=None, normalize: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
+                workers: int | None = None) -> list:
+    """``prepare(rgb, key)`` of every image, decoded and prepared in threads; only ``workers`` decoded
+    images are alive at a time (a 4096 x 4096 image is 48 MB), the prepared inputs are small."""
+    from metrics.parallel import ordered_map
+
+    images = image_list(images)
+    keys = [None] * len(images) if keys is None else list(keys)
+    if len(keys) != len(images):
+        raise ValueError(f"{len(keys)} keys for {len(images)} images")
+    return ordered_map(lambda pair: prepare(to_rgb(pair[0], normalize, max_pixels), pair[1]),
+                       list(zip(images, keys)), workers)

@@ -249,8 +249,6 @@ class Run:
                 progress.update(len(items))
         finally:
             progress.close()
-            if network:
-                network.close()
             source.release()   # free the generator's device memory before the final metric work
         return self._finish(source, dataset_name, size_cell, size_info, settings, metrics, network, rows, skipped,
                             reference)

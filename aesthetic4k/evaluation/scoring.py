@@ -10,7 +10,6 @@ the run's fixed batches, so the same run gives the same bits however its images 
 from __future__ import annotations
 
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
@@ -19,6 +18,7 @@ import numpy as np
 from aesthetic4k.errors import ImageError, UserError
 from aesthetic4k.evaluation.features import FileFeatures, GeneratedFeatures, recipe_digest
 from aesthetic4k.evaluation.sources import Item, display
+from metrics.parallel import ordered_map
 from metrics.registry import METRICS
 
 
@@ -78,12 +78,7 @@ class NetworkScoring:
         self.real_features: dict[str, list] = {}      # digest -> real features, kept for --save-reference-stats
         self.keep_reference_features = keep_reference_features
         self._sha: dict = {}                          # image path -> sha256 of the saved JPEG
-        # decoding and resizing release the GIL: threads overlap them with each other and the network
-        self.pool = ThreadPoolExecutor(workers) if workers > 1 else None
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
+        self.workers = workers                        # threads that decode and prepare images
 
     def _reference_digests(self) -> list[str]:
         return list(dict.fromkeys(self.digests[n] for n in self.metrics if "reference" in METRICS[n].needs))
@@ -129,7 +124,7 @@ class NetworkScoring:
                 return None, exc.reason
             return {d: self.extractors[d].prepare(pixels, stem) for d in digests}, None
 
-        prepared = list(self.pool.map(prepare, jobs)) if self.pool and len(jobs) > 1 else [prepare(j) for j in jobs]
+        prepared = ordered_map(prepare, jobs, self.workers)
         ready = []
         for job, (inputs, error) in zip(jobs, prepared):
             if error is None:

@@ -1,0 +1,27 @@
+"""How many threads the metrics use, and an ordered thread map.
+
+Decoding (OpenCV, Pillow), resizing (torch) and the GLCM kernel release the interpreter lock,
+so threads run them in parallel without a worker process's start-up or pickling.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity), not all the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def ordered_map(function, items, workers: int | None = None) -> list:
+    """``[function(item) for item in items]`` on ``workers`` threads (default: usable CPUs), in input order."""
+    items = list(items)
+    workers = usable_cpus() if workers is None else max(1, int(workers))
+    if workers == 1 or len(items) < 2:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(min(workers, len(items))) as pool:
+        return list(pool.map(function, items))
