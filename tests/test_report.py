@@ -12,7 +12,7 @@ from PIL import Image
 
 from aesthetic4k.errors import UserError
 from aesthetic4k.report import load_run, write_comparison, write_report
-from aesthetic4k.report.crops import CROP, PATCH, encode_within, random_patch, reference_in_frame
+from aesthetic4k.report.crops import CROP, PATCH, FramedReference, encode_within, random_patch
 from aesthetic4k.report.glcm_scale import entropy_bound, heat_map_png, max_patch_score
 from aesthetic4k.report.views import per_image_budget
 
@@ -236,12 +236,21 @@ def test_crops_show_generated_and_reference_at_the_same_coordinates(single):
 
 def test_reference_framing_is_shorter_side_and_centre_crop():
     reference = np.random.default_rng(0).integers(0, 256, (300, 450, 3), dtype=np.uint8)
-    framed, resized = reference_in_frame(reference, 320, 256)
+    framed = FramedReference(reference, 320, 256)
     expected = np.asarray(Image.fromarray(reference).resize((384, 256), Image.Resampling.LANCZOS)
-                          .crop((32, 0, 352, 256)))
-    assert resized and (framed == expected).all()
-    same, resized = reference_in_frame(reference, 450, 300)
-    assert not resized and same is reference
+                          .crop((32, 0, 352, 256))).astype(np.float64)
+    assert framed.resized
+    for left, top in ((-96, -96), (0, 0), (40, 10), (200, 100)):       # inside and past the edges
+        shown = framed.window(left, top).astype(np.float64)
+        wanted = expected_window(expected, 0, 0) if (left, top) == (-96, -96) else None
+        if wanted is None:
+            wanted = np.full((CROP, CROP, 3), np.nan)
+            y0, x0, y1, x1 = max(0, top), max(0, left), min(256, top + CROP), min(320, left + CROP)
+            wanted[y0 - top:y1 - top, x0 - left:x1 - left] = expected[y0:y1, x0:x1]
+        inside = ~np.isnan(wanted)
+        assert np.abs(shown[inside] - wanted[inside]).max() <= 1           # one grey level of rounding
+    same = FramedReference(reference, 450, 300)
+    assert not same.resized and (same.window(10, 20) == reference[20:276, 10:266]).all()
 
 
 def test_random_patch_depends_on_the_stem_only():

@@ -97,15 +97,16 @@ def table_section(pairs, views) -> str:
 def card(index: int, view, labels) -> str:
     head = (f'<article class="card" id="img-{index}" data-stem="{escape(view.stem)}">'
             f"<h3>#{index} {escape(view.stem)}</h3>")
-    overview = []
+    thumbs, heats = [], []                   # a 2 x 2 grid: thumbnails above, heat maps below
     for label, image in zip(labels, view.runs):
         if image.error:
-            overview.append(f'<div class="run-image"><b>{escape(label)}</b><p class="error">{escape(image.error)}</p></div>')
+            thumbs.append(f'<div class="run-image"><b>{escape(label)}</b><p class="error">{escape(image.error)}</p></div>')
+            heats.append("<div></div>")
             continue
         rows, cols = image.grid.shape
-        overview.append(parts.thumb_figure(image, view.spots, f"{label}, {image.width} x {image.height} px"))
-        overview.append(parts.heat_figure(image, f"{label}: patch GLCM Score, {cols} x {rows} patches"))
-    overview.append(parts.prompt_block(view.prompt))
+        thumbs.append(parts.thumb_figure(image, view.spots, f"{label}, {image.width} x {image.height} px"))
+        heats.append(parts.heat_figure(image, f"{label}: patch GLCM Score, {cols} x {rows} patches"))
+    overview = thumbs + heats + [parts.prompt_block(view.prompt)]
     lines = []
     for number, spot in enumerate(view.spots, start=1):
         lines.append(parts.spot_label(number, spot, view.padded.get(spot.kind, False)))

@@ -103,20 +103,41 @@ def padded_sides(left: int, top: int, width: int, height: int, size: int = CROP)
     return left < 0 or top < 0 or left + size > width or top + size > height
 
 
-def reference_in_frame(reference: np.ndarray, width: int, height: int) -> tuple[np.ndarray, bool]:
-    """The reference brought to width x height (shorter side covers, Lanczos, centre crop); True if resized."""
-    ref_h, ref_w = reference.shape[:2]
-    if (ref_w, ref_h) == (width, height):
-        return reference, False
-    from PIL import Image
+class FramedReference:
+    """The reference as seen in the generated image's width x height frame, one window at a time.
 
-    scale = max(width / ref_w, height / ref_h)
-    new_w, new_h = max(width, round(ref_w * scale)), max(height, round(ref_h * scale))
-    image = Image.fromarray(reference)
-    if (new_w, new_h) != (ref_w, ref_h):
-        image = image.resize((new_w, new_h), Image.Resampling.LANCZOS)
-    left, top = (new_w - width) // 2, (new_h - height) // 2
-    return np.asarray(image.crop((left, top, left + width, top + height))), True
+    The frame is the reference scaled so its shorter side covers it (Lanczos), then centre-cropped.
+    Windows are resampled straight from the reference (Pillow's ``box``), so a 4096 frame is never
+    built; they match a full resize-and-crop to within one grey level.
+    """
+
+    def __init__(self, reference: np.ndarray, width: int, height: int):
+        from PIL import Image
+
+        self.pixels = reference
+        self.width, self.height = width, height
+        ref_h, ref_w = reference.shape[:2]
+        self.resized = (ref_w, ref_h) != (width, height)
+        scale = max(width / ref_w, height / ref_h)
+        new_w, new_h = max(width, round(ref_w * scale)), max(height, round(ref_h * scale))
+        self.offset = ((new_w - width) // 2, (new_h - height) // 2)
+        self.step = (ref_w / new_w, ref_h / new_h)
+        self.image = Image.fromarray(reference) if self.resized else None
+
+    def window(self, left: int, top: int, size: int = CROP) -> np.ndarray:
+        if not self.resized:
+            return window(self.pixels, left, top, size)
+        from PIL import Image
+
+        out = checkerboard(size, size)
+        x0, y0 = max(0, left), max(0, top)
+        x1, y1 = min(self.width, left + size), min(self.height, top + size)
+        if x1 > x0 and y1 > y0:
+            (dx, dy), (sx, sy) = self.offset, self.step
+            box = ((x0 + dx) * sx, (y0 + dy) * sy, (x1 + dx) * sx, (y1 + dy) * sy)
+            part = self.image.resize((x1 - x0, y1 - y0), Image.Resampling.LANCZOS, box=box)
+            out[y0 - top:y1 - top, x0 - left:x1 - left] = np.asarray(part)
+        return out
 
 
 def thumbnail(rgb: np.ndarray, long_side: int = THUMB_LONG_SIDE) -> np.ndarray:

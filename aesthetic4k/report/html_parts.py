@@ -194,7 +194,9 @@ td.text { max-width: 240px; overflow: hidden; text-overflow: ellipsis; }
 .cards h3 .score { color: var(--muted); font-weight: 500; margin-left: 8px; }
 .card-body { display: flex; flex-wrap: wrap; gap: 22px; align-items: flex-start; }
 .overview { display: flex; flex-direction: column; gap: 10px; max-width: 370px; }
-.overview.pair { flex-direction: row; flex-wrap: wrap; max-width: none; }
+.overview.pair { display: grid; grid-template-columns: repeat(2, max-content); gap: 10px 18px; max-width: none; }
+.overview.pair p.prompt { grid-column: 1 / -1; max-width: 740px; }
+.run-image { max-width: 360px; }
 .overview figure, figure.crop { margin: 0; }
 .thumbbox { position: relative; overflow: hidden; border-radius: 4px; }
 .thumbbox img { display: block; }
@@ -203,7 +205,6 @@ td.text { max-width: 240px; overflow: hidden; text-overflow: ellipsis; }
 .heatbox { background: #111; border-radius: 4px; overflow: hidden; }
 img.heat { image-rendering: pixelated; display: block; }
 p.prompt { margin: 0; font-size: 13px; max-width: 360px; }
-.overview.pair p.prompt { max-width: 100%; flex-basis: 100%; }
 p.prompt span { color: var(--muted); font-size: 11px; text-transform: uppercase; letter-spacing: .4px; margin-right: 4px; }
 p.prompt.none { color: var(--muted); font-style: italic; }
 .crops { display: grid; gap: 10px 12px; align-items: start; }

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from aesthetic4k.errors import UserError
-from aesthetic4k.report.crops import (CROP, Spot, encode_within, padded_sides, patch_extremes, random_patch,
-                                      reference_in_frame, spots_for, window)
+from aesthetic4k.report.crops import (CROP, FramedReference, Spot, encode_within, padded_sides, patch_extremes,
+                                      random_patch, spots_for, window)
 from aesthetic4k.report.folder import safe_name
 from aesthetic4k.report.glcm_scale import heat_map_png
 
@@ -97,7 +97,7 @@ def _decode(entry: dict, image: RunImage):
 
 
 def _reference(entry_list, width: int, height: int):
-    """(pixels in the generated frame or None, note) for the first entry that names a reference."""
+    """(the reference framed like the generated image, or None; note) for the first entry naming one."""
     from metrics.image_input import read_rgb
 
     path = next((e.get("reference") for e in entry_list if e.get("reference")), None)
@@ -107,8 +107,8 @@ def _reference(entry_list, width: int, height: int):
         pixels = read_rgb(path)
     except UserError as exc:
         return None, f"reference unreadable: {exc}"
-    framed, resized = reference_in_frame(pixels, width, height)
-    if resized:
+    framed = FramedReference(pixels, width, height)
+    if framed.resized:
         return framed, (f"reference {pixels.shape[1]} x {pixels.shape[0]} brought to the {width} x {height} "
                         "frame (shorter side, Lanczos, centre crop)")
     return framed, ""
@@ -167,7 +167,7 @@ def build_view(index: int, entries: list, folder, budget: int) -> ImageView:
             crops.append(window(pixels[i], left, top))
         if reference is not None:
             keys.append((spot.kind, "reference"))
-            crops.append(window(reference, left, top))
+            crops.append(reference.window(left, top))
     del reference
     thumbs, sizes, encoded = encode_within([pixels[i] for i in good], crops, budget)
     del pixels, crops
