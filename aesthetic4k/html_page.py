@@ -12,7 +12,9 @@ import io
 
 # The sortable-table behaviour: click (or Enter on) a header to sort by that column; click again to
 # reverse. Cells sort by their data-value (numbers) or their text; empty cells always sort last.
-# A header with data-better="higher" sorts best-first on the first click.
+# A header with data-better="higher" sorts best-first on the first click. A row of class "detail"
+# (an expandable detail row) travels with the row above it; a header with data-nosort is left
+# alone. After sorting, the table fires a "sorted" event.
 SORT_SCRIPT = """
 (function () {
   function cellKey(cell) {
@@ -29,8 +31,12 @@ SORT_SCRIPT = """
     else if (state === 'descending') { ascending = true; }
     else { ascending = th.getAttribute('data-better') !== 'higher'; }
     var body = table.tBodies[0];
-    var rows = Array.prototype.slice.call(body.rows);
-    rows.forEach(function (row, position) { row.__position = position; });
+    var rows = Array.prototype.filter.call(body.rows, function (row) { return !row.classList.contains('detail'); });
+    rows.forEach(function (row, position) {
+      var next = row.nextElementSibling;
+      row.__position = position;
+      row.__detail = next && next.classList.contains('detail') ? next : null;
+    });
     rows.sort(function (a, b) {
       var x = cellKey(a.cells[index]), y = cellKey(b.cells[index]);
       if (x === null && y === null) { return a.__position - b.__position; }
@@ -42,12 +48,14 @@ SORT_SCRIPT = """
       if (!ascending) { order = -order; }
       return order !== 0 ? order : a.__position - b.__position;
     });
-    rows.forEach(function (row) { body.appendChild(row); });
+    rows.forEach(function (row) { body.appendChild(row); if (row.__detail) { body.appendChild(row.__detail); } });
     Array.prototype.forEach.call(th.parentNode.cells, function (other) { other.removeAttribute('aria-sort'); });
     th.setAttribute('aria-sort', ascending ? 'ascending' : 'descending');
+    table.dispatchEvent(new CustomEvent('sorted', {detail: {column: index, ascending: ascending}}));
   }
   Array.prototype.forEach.call(document.querySelectorAll('table.sortable'), function (table) {
     Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, index) {
+      if (th.hasAttribute('data-nosort')) { return; }
       th.tabIndex = 0;
       th.addEventListener('click', function () { sortTable(table, index, th); });
       th.addEventListener('keydown', function (event) {
@@ -77,6 +85,7 @@ th, td { padding: 6px 10px; border-bottom: 1px solid var(--line); text-align: le
 td.num, th.num { text-align: right; }
 thead th { background: #eef1f5; position: sticky; top: 0; z-index: 1; font-weight: 600; }
 table.sortable thead th { cursor: pointer; user-select: none; }
+table.sortable thead th[data-nosort] { cursor: default; }
 table.sortable thead th:hover { background: #e2e8ef; }
 table.sortable thead th[aria-sort=ascending]::after { content: " \\25B2"; color: var(--accent); font-size: 10px; }
 table.sortable thead th[aria-sort=descending]::after { content: " \\25BC"; color: var(--accent); font-size: 10px; }
@@ -144,10 +153,10 @@ def page(title: str, subtitle: str, body: str, extra_style: str = "", script: st
 
 def write_page(path, write) -> None:
     """Write a generated page atomically (``atomic.write_atomic``)."""
-    from aesthetic4k.errors import UserError
     from aesthetic4k.atomic import write_atomic
+    from aesthetic4k.errors import UserError
 
     try:
         write_atomic(path, write)
-    except PermissionError as exc:
+    except (PermissionError, FileNotFoundError, NotADirectoryError) as exc:
         raise UserError(f"{path}: cannot write ({exc.strerror})") from None

@@ -3,16 +3,18 @@
 Inputs are ``leaderboards/results/*.csv`` (rows written by ``a4k-eval``) and
 ``leaderboards/reported.csv`` (numbers copied from papers, each with its source). Measured and
 reported rows are never mixed in one table, so nobody mistakes a number from a paper for one this
-toolkit produced. The output depends on the input files only (no clock, fixed plot ids), so a
-change to the README is a reviewable diff.
+toolkit produced. Rows of the built-in sample set (a smoke test, not a benchmark) get their own
+sections after the benchmarks and never share a plot with them. The output depends on the input
+files only (no clock, fixed plot ids), so a change to the README is a reviewable diff.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aesthetic4k.errors import UserError
-from aesthetic4k.html_page import escape, new_figure, page, svg_of, write_page
+from aesthetic4k.html_page import write_page
 from aesthetic4k.results_schema import ResultRow, load_results
 from metrics.registry import METRICS, PUBLISHED
 
@@ -21,7 +23,13 @@ DEFAULT_REPORTED = Path("leaderboards/reported.csv")
 DEFAULT_OUT_DIR = Path("leaderboards")
 REPORTED_COLUMNS = ["generator", "dataset", "size", *METRICS, "source"]
 MISSING = "–"
-LEADERBOARD_STYLE = "td.source { white-space: normal; min-width: 300px; font-size: 12px; }"
+SMOKE_DATASETS = ("sample",)        # the built-in sample set: a smoke test, not a benchmark
+NOISE_SHOWN_AS = "0.00"
+# FID and patch-FID are squared distances, >= 0 in exact arithmetic; the matrix square root leaves
+# them slightly negative on (near-)identical sets (-0.0002 for the reference baseline). A value in
+# (-tolerance, 0) is that numerical noise: shown as 0.00 with the raw value on hover, never the best.
+# KID's unbiased estimator is legitimately negative, so it has no tolerance; nor has any other metric.
+NUMERICAL_NOISE = {"fid": 0.01, "patch_fid": 0.01}
 
 
 @dataclass
@@ -30,7 +38,8 @@ class Collection:
 
     measured: list = field(default_factory=list)
     reported: list = field(default_factory=list)
-    problems: list = field(default_factory=list)
+    problems: list = field(default_factory=list)    # warnings: files skipped, duplicate rows merged
+    reports: dict = field(default_factory=dict)     # row key -> link to its run report (from the output folder)
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,14 @@ class Group:
     @property
     def anchor(self) -> str:
         return "".join(ch if ch.isalnum() else "-" for ch in f"{self.dataset}-{self.size}").lower()
+
+    @property
+    def is_benchmark(self) -> bool:
+        """False for the sample set (and any group whose measured rows all say "not a benchmark")."""
+        if self.dataset in SMOKE_DATASETS:
+            return False
+        return bool(not self.measured or self.reported
+                    or not all("not a benchmark" in r.status for r in self.measured))
 
 
 def collect(results_dir=DEFAULT_RESULTS_DIR, reported_path=DEFAULT_REPORTED) -> Collection:
@@ -97,8 +114,9 @@ def _score_order(row: ResultRow):
 
 
 def groups_of(collection: Collection) -> list[Group]:
+    """One group per dataset and size: the benchmark first, the sample set last."""
     keys = {(r.dataset, r.size) for r in collection.measured + collection.reported}
-    ordered = sorted(keys, key=lambda k: (k[0] != "aesthetic-4k", k[0], k[1]))
+    ordered = sorted(keys, key=lambda k: (k[0] in SMOKE_DATASETS, k[0] != "aesthetic-4k", k[0], k[1]))
     groups = []
     for dataset, size in ordered:
         measured = sorted((r for r in collection.measured if (r.dataset, r.size) == (dataset, size)),
@@ -117,8 +135,7 @@ def metric_columns(rows) -> list[str]:
 
 
 def metric_heading(name: str) -> str:
-    info = METRICS[name]
-    return f"{info.title} {'↑' if info.higher_is_better else '↓'}"
+    return METRICS[name].label
 
 
 def format_number(value: float) -> str:
@@ -128,21 +145,36 @@ def format_number(value: float) -> str:
     return f"{value:#.4g}".rstrip(".")
 
 
+def is_noise(name: str, value: float) -> bool:
+    """A value just below zero of a metric that cannot be negative (``NUMERICAL_NOISE``)."""
+    return -NUMERICAL_NOISE.get(name, 0.0) < value < 0.0
+
+
 def display_value(row: ResultRow, name: str) -> str:
     if name not in row.values:
         return MISSING
+    if is_noise(name, row.values[name]):
+        return NOISE_SHOWN_AS
     # Reported numbers keep the digits the paper printed ("31.50"), measured ones are rounded.
     return row.texts[name] if row.source else format_number(row.values[name])
 
 
 def best_values(rows, names) -> dict[str, float]:
-    """Best value of each metric among ``rows``; only where two or more rows can be compared."""
+    """Best value of each metric among ``rows``; only where two or more rows can be compared.
+
+    Numerical noise counts as 0 here, so a noise value below zero never beats a true 0.
+    """
     best = {}
     for name in names:
-        present = [r.values[name] for r in rows if name in r.values]
+        present = [0.0 if is_noise(name, r.values[name]) else r.values[name] for r in rows if name in r.values]
         if len(present) >= 2:
             best[name] = max(present) if METRICS[name].higher_is_better else min(present)
     return best
+
+
+def is_best(row: ResultRow, name: str, best: dict) -> bool:
+    value = row.values.get(name)
+    return value is not None and name in best and value == best[name] and not is_noise(name, value)
 
 
 def protocol_label(settings: dict) -> str:
@@ -195,14 +227,24 @@ def _md_table(header: list[str], align: list[str], rows: list[list[str]]) -> lis
     return lines
 
 
-def _md_metric_cells(row, names, best) -> list[str]:
+def _md_metric_cells(row, names, best, notes) -> list[str]:
     cells = []
     for name in names:
         text = display_value(row, name)
-        if name in best and row.values.get(name) == best[name]:
+        if is_best(row, name, best):
             text = f"**{text}**"
+        elif name in row.values and is_noise(name, row.values[name]):
+            text += "†"
+            notes.append(f"- † {row.generator}: {METRICS[name].title} is {row.values[name]!r} in its results "
+                         f"file, numerical noise (between -{NUMERICAL_NOISE[name]} and 0 for a metric that "
+                         "cannot be negative), shown as 0.00")
         cells.append(text)
     return cells
+
+
+def _md_generator(row: ResultRow, reports: dict) -> str:
+    link = reports.get(row.key)
+    return f"[{_md_cell(row.generator)}]({link})" if link else row.generator
 
 
 def render_markdown(collection: Collection) -> str:
@@ -216,14 +258,18 @@ def render_markdown(collection: Collection) -> str:
         "",
         f"Latest measured result: {latest or 'none yet'}. "
         "↑ higher is better, ↓ lower is better. **Bold**: the best value of a column among the rows "
-        "of one table (measured and reported rows are ranked separately). Metric definitions: "
-        "PROTOCOL.md sections 3-7. An interactive, sortable version with plots is in `index.html`.",
+        "of one table (measured and reported rows are ranked separately). A linked generator name "
+        "opens that run's report. Metric definitions: PROTOCOL.md sections 3-7. An interactive, "
+        "sortable version with plots is in `index.html`.",
         "",
     ]
     if not groups:
         lines += ["No results yet: add `a4k-eval ... --out leaderboards/results/NAME.csv` files.", ""]
     for group in groups:
-        lines += [f"## {group.title}", "", f"Dataset `{group.dataset}`, size {group.size} px.", ""]
+        heading = group.title if group.is_benchmark else f"{group.title} (smoke test, not a benchmark)"
+        lines += [f"## {heading}", "", f"Dataset `{group.dataset}`, size {group.size} px."
+                  + ("" if group.is_benchmark else " The built-in sample set checks that the toolkit runs; "
+                     "its numbers say nothing about a model."), ""]
         names = metric_columns(group.measured + group.reported)
         lines += ["### Measured by this toolkit", ""]
         if group.measured:
@@ -231,15 +277,18 @@ def render_markdown(collection: Collection) -> str:
             header = ["Generator", "Images"] + [metric_heading(n) for n in names] + \
                      ["Protocol", "Toolkit", "Date"]
             align = ["l", "r"] + ["r"] * len(names) + ["l", "l", "l"]
-            rows = [[r.generator, "" if r.n_images is None else str(r.n_images)]
-                    + _md_metric_cells(r, names, best)
+            notes = []
+            rows = [[_md_generator(r, collection.reports), "" if r.n_images is None else str(r.n_images)]
+                    + _md_metric_cells(r, names, best, notes)
                     + [protocol_label(r.settings) or MISSING, r.toolkit_version or MISSING,
                        display_date(r.date) or MISSING]
                     for r in group.measured]
             lines += _md_table(header, align, rows)
-            notes = [f"- {r.generator}: {r.status}" for r in group.measured if r.status not in ("", "ok")]
             if notes:
-                lines += ["", "Status of metrics that did not run:", ""] + notes
+                lines += [""] + notes
+            status = [f"- {r.generator}: {r.status}" for r in group.measured if r.status not in ("", "ok")]
+            if status:
+                lines += ["", "Status of the runs (metrics that did not run, notes):", ""] + status
         else:
             lines += ["No measured results yet."]
         lines.append("")
@@ -248,125 +297,36 @@ def render_markdown(collection: Collection) -> str:
             best = best_values(group.reported, names)
             header = ["Generator"] + [metric_heading(n) for n in names] + ["Source"]
             align = ["l"] + ["r"] * len(names) + ["l"]
-            rows = [[r.generator] + _md_metric_cells(r, names, best) + [r.source] for r in group.reported]
+            rows = [[r.generator] + _md_metric_cells(r, names, best, []) + [r.source] for r in group.reported]
             lines += _md_table(header, align, rows) + [""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-# ----------------------------------------------------------------------------- HTML
+def report_links(collection: Collection, out_dir) -> dict:
+    """Row key -> link (relative to ``out_dir``, or a URL) to the report its settings name, where one exists."""
+    from aesthetic4k.report.run_data import REPORT_FILE, find_report
 
-def _plot(groups, x_name: str, y_name: str) -> str:
-    """Scatter of two metrics, one colour per dataset/size; filled = measured, hollow = reported."""
-    from matplotlib.lines import Line2D
-
-    figure = new_figure(6.4, 4.4)
-    axes = figure.add_subplot(1, 1, 1)
-    palette = ["#2f6fb2", "#d9822b", "#2e9958", "#b23a48", "#7a52a6", "#8c6d31", "#3a8f9c", "#6b6b6b"]
-    handles, plotted = [], 0
-    for index, group in enumerate(groups):
-        colour = palette[index % len(palette)]
-        used = False
-        for rows, marker, filled in ((group.measured, "o", True), (group.reported, "D", False)):
-            points = [(r.values[x_name], r.values[y_name], r.generator) for r in rows
-                      if x_name in r.values and y_name in r.values]
-            for x, y, label in points:
-                axes.scatter([x], [y], s=46, marker=marker, zorder=3, linewidths=1.6,
-                             facecolors=colour if filled else "white", edgecolors=colour)
-                axes.annotate(label, (x, y), xytext=(5, 4), textcoords="offset points", fontsize=7.5,
-                              color="#333333")
-                used = True
-                plotted += 1
-        if used:
-            handles.append(Line2D([], [], marker="s", linestyle="", color=colour, label=group.title))
-    handles += [Line2D([], [], marker="o", linestyle="", color="#555555", label="measured"),
-                Line2D([], [], marker="D", linestyle="", markerfacecolor="white", color="#555555",
-                       label="reported in a paper")]
-    if plotted == 0:
-        axes.text(0.5, 0.5, "no result has both values yet", ha="center", va="center",
-                  transform=axes.transAxes, color="#777777")
-    for name, set_label in ((x_name, axes.set_xlabel), (y_name, axes.set_ylabel)):
-        info = METRICS[name]
-        set_label(f"{info.title} ({'higher' if info.higher_is_better else 'lower'} is better)")
-    axes.grid(True, color="#e3e7ec", linewidth=0.8, zorder=0)
-    axes.margins(0.12)
-    for spine in ("top", "right"):
-        axes.spines[spine].set_visible(False)
-    axes.legend(handles=handles, fontsize=8, frameon=False, loc="best")
-    return svg_of(figure)
-
-
-def _html_row(row: ResultRow, group: Group, names, best) -> str:
-    kind = "reported" if row.source else "measured"
-    cells = [f'<td><span class="badge {kind}">{kind}</span></td>',
-             f'<td data-value="{escape(group.title)}">{escape(group.title)}</td>',
-             f"<td>{escape(row.generator)}</td>",
-             f'<td class="num" data-value="{"" if row.n_images is None else row.n_images}">'
-             f'{"" if row.n_images is None else row.n_images}</td>']
-    for name in names:
-        if name in row.values:
-            is_best = name in best and row.values[name] == best[name]
-            cells.append(f'<td class="num{" best" if is_best else ""}" data-value="{row.values[name]!r}">'
-                         f"{escape(display_value(row, name))}</td>")
-        else:
-            cells.append(f'<td class="num" data-value="" title="{escape(row.status)}">{MISSING}</td>')
-    cells += [f"<td>{escape(protocol_label(row.settings))}</td>",
-              f"<td>{escape(row.toolkit_version)}</td>",
-              f"<td>{escape(display_date(row.date))}</td>",
-              f'<td class="source">{escape(row.source)}</td>']
-    return f'<tr class="{kind}">' + "".join(cells) + "</tr>"
-
-
-def render_html(collection: Collection) -> str:
-    groups = groups_of(collection)
-    everything = collection.measured + collection.reported
-    names = metric_columns(everything)
-    latest = latest_date(collection.measured)
-    headers = ['<th>Kind</th>', '<th>Benchmark</th>', '<th>Generator</th>', '<th class="num">Images</th>']
-    for name in names:
-        info = METRICS[name]
-        headers.append(f'<th class="num" data-metric="{name}" data-better='
-                       f'"{"higher" if info.higher_is_better else "lower"}" title="{escape(info.description)}">'
-                       f"{escape(metric_heading(name))}</th>")
-    headers += ["<th>Protocol</th>", "<th>Toolkit</th>", "<th>Date</th>", "<th>Source</th>"]
-    body_rows = []
-    # Measured rows first, reported ones after: the default order never interleaves the two.
-    for kind in ("measured", "reported"):
-        for group in groups:
-            rows = getattr(group, kind)
-            best = best_values(rows, names)
-            body_rows += [_html_row(r, group, names, best) for r in rows]
-    plots = ""
-    if everything:
-        plots = (
-            '<section><h2>Detail and fidelity</h2><div class="plots">'
-            f"<figure>{_plot(groups, 'compression_ratio', 'glcm_score')}"
-            "<figcaption>GLCM Score against Compression Ratio: more local texture is up and to the left."
-            "</figcaption></figure>"
-            f"<figure>{_plot(groups, 'fid', 'clip_score')}"
-            "<figcaption>FID against CLIPScore: closer to the real images (left) and to the prompt (up)."
-            "</figcaption></figure></div></section>"
-        )
-    table = (
-        '<section><h2>All results</h2><p class="note">Click a column header to sort; click again to '
-        "reverse. <b>Bold</b>: best value of its benchmark among measured rows (reported rows ranked "
-        "separately). Rows marked <span class=\"badge reported\">reported</span> are numbers printed in "
-        "papers, not measured by this toolkit.</p><div class=\"scroll\">"
-        '<table class="sortable" id="results"><thead><tr>' + "".join(headers) + "</tr></thead><tbody>"
-        + "".join(body_rows) + "</tbody></table></div></section>"
-    )
-    versions = sorted({r.toolkit_version for r in collection.measured if r.toolkit_version})
-    subtitle = (f"{len(collection.measured)} measured and {len(collection.reported)} reported results"
-                f" &middot; latest measured result {escape(latest or 'none yet')}"
-                + (f" &middot; toolkit {escape(', '.join(versions))}" if versions else ""))
-    return page("Aesthetic-4K leaderboard", subtitle, plots + table, extra_style=LEADERBOARD_STYLE)
+    links = {}
+    for row in collection.measured:
+        found = find_report(row.settings.get("report"), row.path)
+        if isinstance(found, str):
+            links[row.key] = found
+        elif found is not None:
+            links[row.key] = Path(os.path.relpath(found / REPORT_FILE, out_dir)).as_posix()
+    return links
 
 
 def build(results_dir=DEFAULT_RESULTS_DIR, reported_path=DEFAULT_REPORTED, out_dir=DEFAULT_OUT_DIR) -> Collection:
-    """Write ``README.md`` and ``index.html`` into ``out_dir``; returns what was used and what was skipped."""
+    """Write ``README.md`` and ``index.html`` into ``out_dir`` (created); returns what was used and the warnings."""
+    from aesthetic4k.leaderboard_page import render_html
+
     out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise UserError(f"{out_dir}: output folder does not exist")
     collection = collect(results_dir, reported_path)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from None
+    collection.reports = report_links(collection, out_dir)
     markdown = render_markdown(collection)
     html = render_html(collection)
     write_page(out_dir / "README.md", lambda handle: handle.write(markdown))

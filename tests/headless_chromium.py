@@ -161,6 +161,17 @@ class Chromium:
             self.call("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left",
                                                    "clickCount": 1}, session=True)
 
+    def load_images(self) -> int:
+        """Make lazily loaded images load now and wait for every image; returns how many failed."""
+        return self.evaluate("""Promise.all(Array.prototype.map.call(document.images, function (image) {
+            image.loading = 'eager';
+            if (image.complete) { return image.naturalWidth > 0 ? 0 : 1; }
+            return new Promise(function (done) {
+              image.addEventListener('load', function () { done(0); });
+              image.addEventListener('error', function () { done(1); });
+            });
+          })).then(function (failed) { return failed.reduce(function (a, b) { return a + b; }, 0); })""")
+
     def screenshot(self, full_page: bool = False) -> bytes:
         params = {"format": "png"}
         if full_page:
@@ -201,6 +212,7 @@ if __name__ == "__main__":
     width, height = (int(sys.argv[3]), int(sys.argv[4])) if len(sys.argv) > 4 else (1400, 1000)
     with Chromium(width=width, height=height) as browser:
         browser.open(page)
+        browser.load_images()
         time.sleep(0.3)
         Path(out).write_bytes(browser.screenshot(full_page="--full" in sys.argv))
         for error in browser.errors:

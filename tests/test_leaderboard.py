@@ -1,4 +1,5 @@
-"""make leaderboard: tables per dataset/size, directions, bold best, reported rows apart, bad files, determinism."""
+"""make leaderboard: tables per dataset/size, directions, bold best, reported rows apart, the sample set apart,
+numerical noise, report links, bad files, exit status, determinism."""
 import json
 import os
 import re
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from aesthetic4k.cli.leaderboard import main
-from aesthetic4k.leaderboard import REPORTED_COLUMNS, collect, render_html, render_markdown
+from aesthetic4k.leaderboard import REPORTED_COLUMNS, collect, render_markdown
+from aesthetic4k.leaderboard_page import render_html
 from aesthetic4k.results import COLUMNS
 from aesthetic4k.results_schema import load_results
 from metrics.registry import METRICS, PUBLISHED
@@ -22,7 +24,7 @@ def write_csv(path, rows, columns=COLUMNS):
     return write_rows(path, rows, columns)
 
 
-def result(generator, dataset="sample", size=2048, date="2025-07-01T09:30:00", **values):
+def result(generator, dataset="aesthetic-4k", size=2048, date="2025-07-01T09:30:00", **values):
     cells = {"generator": generator, "dataset": dataset, "size": str(size), "n_images": "8",
              "settings": json.dumps({"fid_protocol": "paper", "cr_mode": "jpeg95"}),
              "toolkit_version": "0.1.0", "date": date}
@@ -44,11 +46,15 @@ def board(tmp_path):
         result("mygen", glcm_score=0.70, compression_ratio=12.0, fid=40.0, clip_score=31.7, aesthetics=6.1,
                kid=0.0123, date="2025-07-02"),
     ])
+    write_csv(results / "smoke.csv", [
+        result("smokegen", dataset="sample", glcm_score=0.83, compression_ratio=6.3, fid=-0.0002,
+               status="sample set: smoke test, not a benchmark"),
+    ])
     reported = write_csv(tmp_path / "reported.csv", [
-        {"generator": "SD3-F16", "dataset": "sample", "size": "2048", "glcm_score": "0.75", "fid": "43.82",
+        {"generator": "SD3-F16", "dataset": "aesthetic-4k", "size": "2048", "glcm_score": "0.75", "fid": "43.82",
          "clip_score": "31.50", "source": "Paper A, Table 1"},
-        {"generator": "SD3-F16-WLF", "dataset": "sample", "size": "2048", "glcm_score": "0.79", "fid": "40.18",
-         "clip_score": "34.04", "source": "Paper A, Table 1"},
+        {"generator": "SD3-F16-WLF", "dataset": "aesthetic-4k", "size": "2048", "glcm_score": "0.79",
+         "fid": "40.18", "clip_score": "34.04", "source": "Paper A, Table 1"},
     ], REPORTED_COLUMNS)
     out = tmp_path / "out"
     out.mkdir()
@@ -87,10 +93,11 @@ def test_markdown_tables_per_dataset_and_size(board):
     status, readme, _ = build(board)
     assert status == 0
     tables = markdown_tables(readme)
-    assert set(tables) == {"sample @ 2048 / Measured by this toolkit",
-                           "sample @ 2048 / Reported in papers (not measured by this toolkit)",
-                           "sample @ 4096 / Measured by this toolkit"}
-    measured = tables["sample @ 2048 / Measured by this toolkit"][0]
+    assert list(tables) == ["Aesthetic-Eval@2048 / Measured by this toolkit",
+                            "Aesthetic-Eval@2048 / Reported in papers (not measured by this toolkit)",
+                            "Aesthetic-Eval@4096 / Measured by this toolkit",
+                            "sample @ 2048 (smoke test, not a benchmark) / Measured by this toolkit"]
+    measured = tables["Aesthetic-Eval@2048 / Measured by this toolkit"][0]
     assert [r["Generator"] for r in measured] == ["reference", "mygen", "upscale"]      # by GLCM Score
     for name in PUBLISHED + ["kid"]:
         info = METRICS[name]
@@ -110,7 +117,7 @@ def test_markdown_tables_per_dataset_and_size(board):
     assert by_name["upscale"]["Date"] == "2025-07-01" and by_name["reference"]["Date"] == "2025-07-03"
     assert "Latest measured result: 2025-07-03" in readme
     # A single row in a table has nothing to beat: no bold.
-    lone = tables["sample @ 4096 / Measured by this toolkit"][0]
+    lone = tables["Aesthetic-Eval@4096 / Measured by this toolkit"][0]
     assert lone[0]["GLCM Score ↑"] == "0.5500"
     assert "- upscale: fid unavailable: no weights" in readme
 
@@ -118,21 +125,21 @@ def test_markdown_tables_per_dataset_and_size(board):
 def test_reported_rows_are_apart_and_keep_their_source(board):
     _, readme, html = build(board)
     tables = markdown_tables(readme)
-    reported = tables["sample @ 2048 / Reported in papers (not measured by this toolkit)"][0]
+    reported = tables["Aesthetic-Eval@2048 / Reported in papers (not measured by this toolkit)"][0]
     assert [r["Generator"] for r in reported] == ["SD3-F16-WLF", "SD3-F16"]
     assert reported[1]["CLIPScore ↑"] == "31.50"              # the paper's digits, as printed
     assert reported[0]["CLIPScore ↑"] == "**34.04**"          # ranked among reported rows only
     assert all(r["Source"] == "Paper A, Table 1" for r in reported)
-    measured_names = {r["Generator"] for r in tables["sample @ 2048 / Measured by this toolkit"][0]}
+    measured_names = {r["Generator"] for r in tables["Aesthetic-Eval@2048 / Measured by this toolkit"][0]}
     assert not measured_names & {"SD3-F16", "SD3-F16-WLF"}
-    kinds = re.findall(r'<tr class="(measured|reported)">', html)
+    kinds = re.findall(r'<tr class="main (measured|reported)">', html.split('id="results"', 1)[1].split("</table>")[0])
     assert kinds == ["measured"] * 4 + ["reported"] * 2          # never interleaved
 
 
 def test_html_one_row_per_result_and_self_contained(board):
     _, _, html = build(board)
     body = html.split('id="results"', 1)[1].split("</table>", 1)[0]
-    assert body.count("<tr class=") == 6
+    assert body.count('<tr class="main') == 6 and body.count('<tr class="detail"') == 6
     assert html.count("<svg") == 2                             # the two plots, inline
     for remote in ('src="http', "src='http", 'href="http', "@import", "url(http", "<link "):
         assert remote not in html, remote
@@ -148,21 +155,24 @@ def test_bad_file_is_named_and_the_others_still_build(board, capsys):
     (results / "notes.txt").write_text("ignored: not a .csv")
     status, readme, html = build(board)
     err = capsys.readouterr().err.strip().splitlines()
-    assert status == 1
-    assert len(err) == 3
+    assert status == 0                                         # the output was written: warnings only
+    assert len(err) == 3 and all(line.startswith("a4k-leaderboard: warning: skipped ") for line in err)
     assert any("empty.csv: empty results file" in line for line in err)
     assert any("nan.csv:2: glcm_score: 'nan' is not a finite number" in line for line in err)
     assert any("unknown.csv: unknown column(s) 'extra'" in line for line in err)
     assert "| mygen |" in readme and "| x |" not in readme
-    assert html.split('id="results"', 1)[1].count("<tr class=") == 6
+    assert html.split('id="results"', 1)[1].split("</table>")[0].count('<tr class="main') == 6
+    results, reported, out = board
+    assert main(["--results", str(results), "--reported", str(reported), "--out", str(out), "--strict"]) == 1
 
 
 def test_same_key_in_two_files_keeps_the_newer(board, capsys):
     results, _, _ = board
     write_csv(results / "rerun.csv", [result("mygen", glcm_score=0.72, date="2025-07-09")])
     status, readme, _ = build(board)
-    assert status == 1
-    assert "kept the newer row" in capsys.readouterr().err
+    assert status == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("a4k-leaderboard: warning: ") and "kept the newer row" in err[0]
     assert readme.count("| mygen |") == 1 and "0.7200" in readme
 
 
@@ -235,3 +245,83 @@ def test_imports_stay_light():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert "--results" in result.stdout
+
+
+def test_sample_set_is_neither_plotted_nor_ranked_with_the_benchmark(board):
+    _, readme, html = build(board)
+    plots = html.split('<div class="plots">', 1)[1].split("</section>", 1)[0]
+    assert "mygen" in plots and "SD3-F16" in plots and "smokegen" not in plots
+    main_table = html.split('id="results"', 1)[1].split("</table>", 1)[0]
+    smoke_table = html.split('id="smoke-results"', 1)[1].split("</table>", 1)[0]
+    assert "smokegen" not in main_table and "mygen" in main_table
+    assert "smokegen" in smoke_table and smoke_table.count('<tr class="main') == 1
+    assert html.index('id="results"') < html.index("Sample set (smoke test, not a benchmark)")
+    assert readme.index("## Aesthetic-Eval@4096") < readme.index("## sample @ 2048 (smoke test, not a benchmark)")
+
+
+def test_numerical_noise_below_zero_is_shown_as_zero_and_never_best(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    write_csv(results / "runs.csv", [
+        result("identical", fid=-0.0002074, patch_fid=-0.0001, kid=-0.105, glcm_score=0.8),
+        result("other", fid=12.5, patch_fid=30.0, kid=0.02, glcm_score=0.7),
+        result("broken", size=4096, fid=-0.5, glcm_score=0.6),          # beyond the tolerance: shown as is
+        result("fine", size=4096, fid=3.0, glcm_score=0.5),
+    ])
+    assert main(["--results", str(results), "--reported", str(tmp_path / "none.csv"), "--out", str(tmp_path)]) == 0
+    readme = (tmp_path / "README.md").read_text(encoding="utf-8")
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    rows = {r["Generator"]: r for r in markdown_tables(readme)["Aesthetic-Eval@2048 / Measured by this toolkit"][0]}
+    assert rows["identical"]["FID ↓"] == "0.00†" and rows["identical"]["patch-FID ↓"] == "0.00†"
+    assert rows["other"]["FID ↓"] == "12.50"                     # the true best is 0: nobody is bold
+    assert rows["identical"]["KID ↓"] == "**-0.1050**"           # KID's estimator may be negative: a value
+    assert "FID is -0.0002074 in its results file, numerical noise" in readme
+    noise = re.findall(r'<td class="num noise"(?: data-col="\w+")? data-value="0.0" title="raw value ([^ "]+): '
+                       r'numerical noise', html)
+    assert noise == ["-0.0002074", "-0.0001"]
+    assert not re.search(r'class="num best[^"]*" data-value="-0.000', html)
+    four = {r["Generator"]: r for r in markdown_tables(readme)["Aesthetic-Eval@4096 / Measured by this toolkit"][0]}
+    assert four["broken"]["FID ↓"] == "**-0.5000**" and four["fine"]["FID ↓"] == "3.000"
+
+
+def test_out_folder_is_created(tmp_path, capsys):
+    out = tmp_path / "a" / "b" / "site"
+    assert main(["--results", str(REPO / "leaderboards" / "results"), "--out", str(out),
+                 "--reported", str(REPO / "leaderboards" / "reported.csv")]) == 0
+    assert (out / "README.md").exists() and (out / "index.html").exists()
+    taken = tmp_path / "file"
+    taken.write_text("x")
+    assert main(["--results", str(REPO / "leaderboards" / "results"), "--out", str(taken / "sub")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot create the output folder" in err[0]
+
+
+def test_measured_rows_link_to_their_reports(tmp_path):
+    results = tmp_path / "results"
+    (results / "reports" / "mygen").mkdir(parents=True)
+    (results / "reports" / "mygen" / "index.html").write_text("<html></html>")
+    def with_report(row, report):
+        row["settings"] = json.dumps({"report": report})
+        return row
+    write_csv(results / "runs.csv", [
+        with_report(result("mygen", glcm_score=0.7), "reports/mygen"),                 # relative to the csv
+        with_report(result("gone", glcm_score=0.6), "reports/gone"),                   # no such folder
+        with_report(result("remote", glcm_score=0.5), "https://example.org/run/7/"),   # a URL as given
+        result("plain", glcm_score=0.4),
+    ])
+    out = tmp_path / "site"
+    assert main(["--results", str(results), "--reported", str(tmp_path / "none.csv"), "--out", str(out)]) == 0
+    html = (out / "index.html").read_text(encoding="utf-8")
+    links = re.findall(r'<td class="report" data-value="[^"]*">(?:<a href="([^"]+)">report</a>)?</td>', html)
+    assert links == ["../results/reports/mygen/index.html", "", "https://example.org/run/7/", ""]
+    assert (out / links[0]).resolve() == (results / "reports" / "mygen" / "index.html").resolve()
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    assert "| [mygen](../results/reports/mygen/index.html) |" in readme
+    assert "| gone |" in readme and "| [remote](https://example.org/run/7/) |" in readme
+
+
+def test_mistyped_option_gets_a_suggestion(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--reslts", "x"])
+    assert exc.value.code == 2
+    assert "unrecognized argument --reslts (did you mean --results?)" in capsys.readouterr().err

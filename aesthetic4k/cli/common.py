@@ -7,15 +7,28 @@ import sys
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line usage errors (exit 2, ``--help`` named, a "did you mean" for options)."""
+    """argparse with one-line usage errors (exit 2, ``--help`` named) and "did you mean" for options.
 
-    def error(self, message):
+    Unknown options are looked for before parsing, so the hint comes first even when a required
+    option is reported missing because it was mistyped.
+    """
+
+    def parse_args(self, args=None, namespace=None):
         from metrics.errors import did_you_mean
 
-        if message.startswith("unrecognized arguments:"):
-            first = message.split(":", 1)[1].split()[0]
-            options = [o for action in self._actions for o in action.option_strings]
-            message += did_you_mean(first.split("=")[0], options)
+        args = sys.argv[1:] if args is None else [str(a) for a in args]
+        options = [o for action in self._actions for o in action.option_strings]
+        for word in args:
+            if word == "--":
+                break
+            name = word.split("=", 1)[0]
+            if not name.startswith("--") or name in options or any(o.startswith(name) for o in options
+                                                                   if self.allow_abbrev):
+                continue
+            self.error(f"unrecognized argument {name}{did_you_mean(name, options)}")
+        return super().parse_args(args, namespace)
+
+    def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

@@ -1,21 +1,21 @@
 """a4k-leaderboard (`make leaderboard`): rebuild leaderboards/README.md and leaderboards/index.html."""
 from __future__ import annotations
 
-import argparse
 import sys
 
-from aesthetic4k.cli.common import run_main
+from aesthetic4k.cli.common import Parser, run_main
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     from aesthetic4k.leaderboard import DEFAULT_OUT_DIR, DEFAULT_REPORTED, DEFAULT_RESULTS_DIR
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="a4k-leaderboard",
         description="Build the leaderboard (README.md table per dataset and size, and a self-contained "
                     "sortable index.html with plots) from results.csv files written by a4k-eval. "
-                    "A file that fails validation is named with its problem on stderr; the others still "
-                    "build and the exit status is 1.")
+                    "A file that fails validation is skipped and named with its problem on stderr, as is a "
+                    "generator/dataset/size found in two files (the newer row is kept); the output is still "
+                    "written and the exit status is 0 (1 with --strict).")
     parser.add_argument("--results", metavar="DIR",
                         help=f"folder of results .csv files (default: {DEFAULT_RESULTS_DIR}; "
                              "when that folder does not exist, only reported rows are shown)")
@@ -23,7 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="numbers published in papers, shown apart from measured rows "
                              "(default: %(default)s; skipped when absent)")
     parser.add_argument("--out", default=str(DEFAULT_OUT_DIR), metavar="DIR",
-                        help="where README.md and index.html are written (default: %(default)s)")
+                        help="where README.md and index.html are written, created if needed (default: %(default)s)")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 when a file was skipped or duplicate rows were merged (for CI)")
     return parser
 
 
@@ -43,10 +45,11 @@ def _build(args) -> int:
             print(f"a4k-leaderboard: no {DEFAULT_RESULTS_DIR} folder: only reported rows", file=sys.stderr)
     collection = build(results, args.reported, args.out)
     for problem in collection.problems:
-        print(f"a4k-leaderboard: {problem}", file=sys.stderr)
+        print(f"a4k-leaderboard: warning: {problem}", file=sys.stderr)
     print(f"a4k-leaderboard: wrote {args.out}/README.md and {args.out}/index.html "
-          f"({len(collection.measured)} measured, {len(collection.reported)} reported rows)")
-    return 1 if collection.problems else 0
+          f"({len(collection.measured)} measured, {len(collection.reported)} reported rows"
+          + (f", {len(collection.problems)} warning(s)" if collection.problems else "") + ")")
+    return 1 if args.strict and collection.problems else 0
 
 
 if __name__ == "__main__":
