@@ -9,12 +9,10 @@ files only (no clock, fixed plot ids), so a change to the README is a reviewable
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aesthetic4k.errors import UserError
-from aesthetic4k.html_page import write_page
 from aesthetic4k.results_schema import ResultRow, load_results
 from metrics.registry import METRICS, PUBLISHED
 
@@ -300,35 +298,3 @@ def render_markdown(collection: Collection) -> str:
             rows = [[r.generator] + _md_metric_cells(r, names, best, []) + [r.source] for r in group.reported]
             lines += _md_table(header, align, rows) + [""]
     return "\n".join(lines).rstrip("\n") + "\n"
-
-
-def report_links(collection: Collection, out_dir) -> dict:
-    """Row key -> link (relative to ``out_dir``, or a URL) to the report its settings name, where one exists."""
-    from aesthetic4k.report.run_data import REPORT_FILE, find_report
-
-    links = {}
-    for row in collection.measured:
-        found = find_report(row.settings.get("report"), row.path)
-        if isinstance(found, str):
-            links[row.key] = found
-        elif found is not None:
-            links[row.key] = Path(os.path.relpath(found / REPORT_FILE, out_dir)).as_posix()
-    return links
-
-
-def build(results_dir=DEFAULT_RESULTS_DIR, reported_path=DEFAULT_REPORTED, out_dir=DEFAULT_OUT_DIR) -> Collection:
-    """Write ``README.md`` and ``index.html`` into ``out_dir`` (created); returns what was used and the warnings."""
-    from aesthetic4k.leaderboard_page import render_html
-
-    out_dir = Path(out_dir)
-    collection = collect(results_dir, reported_path)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from None
-    collection.reports = report_links(collection, out_dir)
-    markdown = render_markdown(collection)
-    html = render_html(collection)
-    write_page(out_dir / "README.md", lambda handle: handle.write(markdown))
-    write_page(out_dir / "index.html", lambda handle: handle.write(html))
-    return collection

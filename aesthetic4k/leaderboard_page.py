@@ -6,13 +6,20 @@ line high whatever its content; a toggle opens a detail row with protocol, toolk
 and source. A table that is wider than its card folds its optional columns (the extra metrics,
 then the image count) into the detail rows, one at a time, until it fits; it unfolds them again
 when the window grows.
+
+:func:`build` writes the leaderboard's two files, this page and the Markdown table.
 """
 from __future__ import annotations
 
-from aesthetic4k.html_page import SORT_SCRIPT, escape, new_figure, page, svg_of
-from aesthetic4k.leaderboard import (MISSING, NUMERICAL_NOISE, Collection, Group, best_values, display_date,
+import os
+from pathlib import Path
+
+from aesthetic4k.errors import UserError
+from aesthetic4k.html_page import SORT_SCRIPT, escape, new_figure, page, svg_of, write_page
+from aesthetic4k.leaderboard import (DEFAULT_OUT_DIR, DEFAULT_REPORTED, DEFAULT_RESULTS_DIR, MISSING,
+                                     NUMERICAL_NOISE, Collection, Group, best_values, collect, display_date,
                                      display_value, groups_of, is_best, is_noise, latest_date, metric_columns,
-                                     metric_heading, protocol_label)
+                                     metric_heading, protocol_label, render_markdown)
 from aesthetic4k.results_schema import ResultRow
 from metrics.registry import METRICS, PUBLISHED
 
@@ -229,3 +236,33 @@ def render_html(collection: Collection) -> str:
     every = metric_columns(collection.measured + collection.reported)
     return page("Aesthetic-4K leaderboard", subtitle, "".join(parts), extra_style=STYLE + fold_style(foldable(every)),
                 script=SORT_SCRIPT + DETAIL_SCRIPT)
+
+
+def report_links(collection: Collection, out_dir) -> dict:
+    """Row key -> link (relative to ``out_dir``, or a URL) to the report its settings name, where one exists."""
+    from aesthetic4k.report.run_data import REPORT_FILE, find_report
+
+    links = {}
+    for row in collection.measured:
+        found = find_report(row.settings.get("report"), row.path)
+        if isinstance(found, str):
+            links[row.key] = found
+        elif found is not None:
+            links[row.key] = Path(os.path.relpath(found / REPORT_FILE, out_dir)).as_posix()
+    return links
+
+
+def build(results_dir=DEFAULT_RESULTS_DIR, reported_path=DEFAULT_REPORTED, out_dir=DEFAULT_OUT_DIR) -> Collection:
+    """Write ``README.md`` and ``index.html`` into ``out_dir`` (created); returns what was used and the warnings."""
+    out_dir = Path(out_dir)
+    collection = collect(results_dir, reported_path)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from None
+    collection.reports = report_links(collection, out_dir)
+    markdown = render_markdown(collection)
+    html = render_html(collection)
+    write_page(out_dir / "README.md", lambda handle: handle.write(markdown))
+    write_page(out_dir / "index.html", lambda handle: handle.write(html))
+    return collection

@@ -66,8 +66,18 @@ class Registry:
         except Exception as exc:  # the plugin's own failure, reported as such
             raise UserError(f"{self.kind} {spec}: failed to start ({type(exc).__name__}: {first_line(exc)})") from None
 
+    def check(self, spec: str) -> None:
+        """Raise UserError listing what is available when ``spec`` names nothing known (nothing is loaded)."""
+        name, _, argument = spec.partition(":")
+        if name in self.builtins or name in self.plugins() or (argument and _importable(name)):
+            return
+        known = [*self.also_known, *self.available()]
+        raise UserError(f"unknown {self.kind} {spec!r}{did_you_mean(name, known)} "
+                        f"(available: {', '.join(known)}, or module:attribute)")
+
     def create(self, spec: str, options):
         """Build the component named by ``spec``, or raise UserError listing what is available."""
+        self.check(spec)
         name, _, argument = spec.partition(":")
         argument = argument or None
         if name in self.builtins:
@@ -78,12 +88,8 @@ class Registry:
             except Exception as exc:  # a broken plugin gets a message, not a traceback
                 raise UserError(f"{self.kind} {name}: plugin failed to load ({type(exc).__name__}: {exc})") from None
             component = self._instantiate(obj, argument, options, spec)
-        elif argument and _importable(name):
-            component = self._instantiate(self._load(spec, spec), None, options, spec)
         else:
-            known = [*self.also_known, *self.available()]
-            raise UserError(f"unknown {self.kind} {spec!r}{did_you_mean(name, known)} "
-                            f"(available: {', '.join(known)}, or module:attribute)")
+            component = self._instantiate(self._load(spec, spec), None, options, spec)
         if not hasattr(component, self.method):
             raise UserError(f"{self.kind} {spec}: object has no {self.method}() method")
         return component

@@ -1,5 +1,4 @@
 """Aesthetics: the real LAION head file, the head against a direct computation, a tiny CLIP end to end."""
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 """`a4k-eval` with the model-based metrics: folder against a dataset, weights, unavailable metrics."""
 import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -324,4 +324,4 @@ def test_mistyped_option_gets_a_suggestion(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--reslts", "x"])
     assert exc.value.code == 2
-    assert "unrecognized argument --reslts (did you mean --results?)" in capsys.readouterr().err
+    assert "unrecognized argument --reslts; did you mean --results?" in capsys.readouterr().err

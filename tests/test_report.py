@@ -435,4 +435,4 @@ def test_a4k_report_command(tmp_path, capsys):
     assert err == [f"a4k-report: error: {tmp_path / 'nothing'}: no such report folder"]
     with pytest.raises(SystemExit):
         main([str(tmp_path / "a"), "--ot", "x"])
-    assert "unrecognized argument --ot (did you mean --out?)" in capsys.readouterr().err
+    assert "unrecognized argument --ot; did you mean --out?" in capsys.readouterr().err

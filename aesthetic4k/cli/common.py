@@ -17,7 +17,7 @@ class Parser(argparse.ArgumentParser):
         from metrics.errors import did_you_mean
 
         args = sys.argv[1:] if args is None else [str(a) for a in args]
-        options = [o for action in self._actions for o in action.option_strings]
+        options = self._all_options()
         for word in args:
             if word == "--":
                 break
@@ -27,6 +27,16 @@ class Parser(argparse.ArgumentParser):
                 continue
             self.error(f"unrecognized argument {name}{did_you_mean(name, options)}")
         return super().parse_args(args, namespace)
+
+    def _all_options(self) -> list:
+        """Option names of this parser and of its sub-commands' parsers (checked before parsing)."""
+        options = []
+        for action in self._actions:
+            options += action.option_strings
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    options += [o for a in sub._actions for o in a.option_strings if o not in options]
+        return options
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -76,3 +86,33 @@ def parse_assignments(values, flag: str) -> dict:
                 raise UserError(f"{flag} expects NAME=VALUE, got {part!r}")
             out[key.strip()] = val.strip()
     return out
+
+
+UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def byte_size(text: str) -> int:
+    """``50G``, ``500M``, ``1.5T``, ``64GiB`` or a plain number of bytes (K, M, G, T are powers of 1024)."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([KMGT]?)(?:I?B)?\s*", text, re.IGNORECASE)
+    if not match or float(match[1]) * UNITS[match[2].upper()] < 1:
+        raise argparse.ArgumentTypeError(f"expected a size like 50G, 500M or 1.5T, got {text!r}")
+    return int(float(match[1]) * UNITS[match[2].upper()])
+
+
+def add_stream_options(parser: argparse.ArgumentParser) -> None:
+    """The trainers' options for streaming ``--data`` through a bounded local cache."""
+    group = parser.add_argument_group("streaming (a training set larger than the local disk)")
+    group.add_argument("--stream", action="store_true",
+                       help="stream --data instead of reading local files: aesthetic-4k, aesthetic-train-v2, a hub "
+                            "dataset owner/name (train/metadata.jsonl layout) or a folder in that layout (a network "
+                            "mount); images are fetched when their turn comes into a bounded cache")
+    group.add_argument("--stream-cache", default=None, metavar="DIR",
+                       help="where streamed images are cached (default $A4K_CACHE/stream, i.e. "
+                            "~/.cache/aesthetic4k/stream); several processes may share it")
+    group.add_argument("--stream-cache-limit", type=byte_size, default=50 * 2**30, metavar="SIZE",
+                       help="most bytes the cache holds, least recently used images dropped first, e.g. 200G "
+                            "(default 50G; K, M, G, T are powers of 1024)")
+    group.add_argument("--stream-prefetch", type=int, default=8, metavar="N",
+                       help="streamed images fetched ahead of the batch being decoded (default 8)")

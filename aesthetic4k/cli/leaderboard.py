@@ -35,7 +35,8 @@ def main(argv=None) -> int:
 
 
 def _build(args) -> int:
-    from aesthetic4k.leaderboard import DEFAULT_RESULTS_DIR, build
+    from aesthetic4k.leaderboard import DEFAULT_RESULTS_DIR
+    from aesthetic4k.leaderboard_page import build
 
     results = args.results
     if results is None:

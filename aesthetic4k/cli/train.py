@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from aesthetic4k.cli.common import Parser
+from aesthetic4k.cli.common import Parser, add_stream_options
 import signal
 import sys
 
@@ -20,6 +20,9 @@ EXAMPLE = """example (a tiny run on the CPU):
       --resolution 128 --max-steps 20 --checkpoint-every 10 --mixed-precision no --device cpu
 resume the newest checkpoint of a run:
   a4k-train --family sd3 --base ./tiny-sd3 --data ./my-4k-set --output-dir runs/wlf --resume
+stream a training set larger than the disk, through a 200 GiB cache:
+  a4k-train --family flux --base black-forest-labs/FLUX.1-dev --data aesthetic-train-v2 --stream \
+      --stream-cache /scratch/a4k-stream --stream-cache-limit 200G --output-dir runs/flux-v2
 evaluate a checkpoint:
   a4k-eval --generator wlf:runs/wlf/checkpoint-000020 --dataset sample --out results.csv
 upstream defaults per family (used when the option is not given):
@@ -71,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     need.add_argument("--base", required=True, help="hub id or local diffusers pipeline folder to start from "
                       "(e.g. stabilityai/stable-diffusion-3-medium-diffusers, black-forest-labs/FLUX.1-dev)")
     need.add_argument("--data", required=True, help="dataset folder in the published layout "
-                      "(train/metadata.jsonl), a folder with a metadata.jsonl, or aesthetic-4k")
+                      "(train/metadata.jsonl), a folder with a metadata.jsonl, or aesthetic-4k; with --stream "
+                      "also aesthetic-train-v2 or a hub dataset owner/name")
     need.add_argument("--output-dir", required=True, help="where checkpoint-<step>/ folders and logs go")
     need.add_argument("--resolution", type=_resolution, default=(4096, 4096),
                       help="training crop, 4096 or HEIGHTxWIDTH; divisible by 16 x patch size (default 4096)")
@@ -138,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="write TensorBoard logs (default: when tensorboard is installed)")
     board.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_stream_options(parser)
     return parser
 
 
@@ -157,7 +162,8 @@ def config_from_args(args):
         optimizer=args.optimizer, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, guidance=args.guidance,
         max_sequence_length=args.max_sequence_length, cache_dir=args.cache_dir, on_bad_image=args.on_bad_image,
         num_workers=args.num_workers, resume=args.resume, tensorboard=args.tensorboard, device=args.device,
-        progress=not args.quiet)
+        progress=not args.quiet, stream=args.stream, stream_cache=args.stream_cache,
+        stream_cache_limit=args.stream_cache_limit, stream_prefetch=args.stream_prefetch)
 
 
 def _terminate(signum, frame):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from aesthetic4k.cli.common import Parser
+from aesthetic4k.cli.common import Parser, add_stream_options
 import signal
 import sys
 
@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     need.add_argument("--base", required=True, help="the original model: a diffusers pipeline (hub id or folder; "
                       "its vae/) or a VAE folder; teacher and the student's starting point")
     need.add_argument("--data", required=True, help="training images: a dataset folder or .jsonl in the published "
-                      "layout (e.g. SA-1B's metadata_vae_sa1b.jsonl), or a folder of images")
+                      "layout (e.g. SA-1B's metadata_vae_sa1b.jsonl), or a folder of images; with --stream a hub "
+                      "dataset (aesthetic-4k, aesthetic-train-v2, owner/name) or a folder in the hub layout")
     need.add_argument("--output-dir", required=True, help="where checkpoint-<step>/ folders and logs go")
     need.add_argument("--resolution", type=int, default=512, help="square training crop after resizing the shorter "
                       "side (default 512)")
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="write TensorBoard logs (default: when tensorboard is installed)")
     board.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_stream_options(parser)
     return parser
 
 

@@ -171,6 +171,9 @@ class Run:
             config.generator_options.device = resolve_device(config.generator_options.device)
         self.ranks = setup_ranks(config.generator_options.device or "cpu")
         if not is_folder:
+            from aesthetic4k.generators.registry import REGISTRY
+
+            REGISTRY.check(config.generator)
             self.say(f"loading generator {config.generator} on {config.generator_options.device}")
         component = open_source(config.generator, config.generator_options)
         folder = component if isinstance(component, FolderImages) else None

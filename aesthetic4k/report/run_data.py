@@ -148,7 +148,7 @@ def find_report(reported, results_file=None):
 
 def load_run(spec: str) -> StoredRun:
     """A run from a report folder, or from ``results.csv[:generator/dataset/size]`` whose row names its report."""
-    from aesthetic4k.results_schema import load_results, parse_key
+    from aesthetic4k.results_schema import load_results
 
     text = str(spec)
     path, _, key = text.rpartition(".csv:") if ".csv:" in text else (text, "", "")
@@ -158,8 +158,7 @@ def load_run(spec: str) -> StoredRun:
         return load_report_folder(path)
     rows = load_results(path)
     if key:
-        wanted = parse_key(key)
-        rows = [r for r in rows if (r.generator, r.dataset, r.size) == wanted]
+        rows = [r for r in rows if r.key == key]
         if not rows:
             raise UserError(f"{path}: no row {key}")
     elif len(rows) > 1:

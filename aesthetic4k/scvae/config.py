@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 from aesthetic4k.errors import UserError
+from aesthetic4k.training.sources import check_stream_options
 
 # settings a resumed run must share with the run it continues
 RESUME_KEYS = ("base", "resolution", "batch_size", "gradient_accumulation", "seed", "disc_channels", "disc_depth",
@@ -53,6 +54,10 @@ class VaeTrainConfig:
     allow_download: Optional[bool] = None
     on_bad_image: str = "skip"
     num_workers: int = 4
+    stream: bool = False                        # --data streamed (a hub dataset or a folder in its layout)
+    stream_cache: Optional[str] = None          # streamed images' cache; None: $A4K_CACHE/stream
+    stream_cache_limit: int = 50 * 2**30        # bytes that cache may hold
+    stream_prefetch: int = 8                    # streamed images fetched ahead
     resume: Optional[str] = None
     tensorboard: Optional[bool] = None
     device: Optional[str] = None
@@ -92,6 +97,7 @@ def validate(config: VaeTrainConfig) -> None:
             raise UserError(f"--{name.replace('_', '-')} cannot be negative")
     if config.max_steps is not None and config.max_steps < 0:
         raise UserError("--max-steps cannot be negative")
+    check_stream_options(config)
     unknown = set(config.weights) - {"vgg16", "lpips-vgg"}
     if unknown:
         raise UserError(f"--weights {', '.join(sorted(unknown))}: a4k-train-vae uses vgg16 and lpips-vgg")

@@ -30,7 +30,8 @@ from aesthetic4k.scvae import losses
 from aesthetic4k.scvae.config import RESUME_KEYS, VaeTrainConfig, VaeTrainResult, validate
 from aesthetic4k.training import checkpoints, run_log
 from aesthetic4k.training.checkpoints import TrainingInterrupted
-from aesthetic4k.training.data import RecordStream, load_random_crop, next_usable, random_crop_draws, read_records
+from aesthetic4k.training.data import RecordStream, next_usable, random_crop, random_crop_draws
+from aesthetic4k.training.sources import open_images, stream_settings
 
 LOG_COLUMNS = ["step", "loss", "pixel", "lpips", "gan", "adaptive_weight", "sc", "disc_loss", "gp", "lr",
                "images_per_s", "elapsed_s"]
@@ -108,7 +109,8 @@ class VaeTrainer:
 
         config = self.config
         self.resume_from = checkpoints.find_checkpoint(self.out, config.resume) if config.resume else None
-        self.records = read_records(config.data, images_only=True)
+        self.images = open_images(config.data, stream_settings(config), images_only=True)
+        self.records = self.images.records
         self.accelerator = accelerator = Accelerator(mixed_precision=config.mixed_precision,
                                                      cpu=config.device == "cpu")
         device = accelerator.device
@@ -162,15 +164,16 @@ class VaeTrainer:
     # -- data
 
     def _skip(self, record, error: ImageError) -> None:
-        self.skipped.append((str(record.image_path), error.reason))
-        run_log.say(self.accelerator, self.config.progress, f"skipped {record.image_path}: {error.reason}")
+        where = self.images.describe(record)
+        self.skipped.append((where, error.reason))
+        run_log.say(self.accelerator, self.config.progress, f"skipped {where}: {error.reason}")
 
     def _prepare(self, record):
         draws, size = random_crop_draws(self.generator), self.config.resolution
 
         def job():
             try:
-                return load_random_crop(record.image_path, size, draws)
+                return random_crop(self.images.open(record, size), size, draws)
             except ImageError as exc:
                 return exc
 
@@ -180,6 +183,7 @@ class VaeTrainer:
         """``batch_size`` random crops of this process's stream, on the device."""
         import torch
 
+        self.images.prefetch(self.stream.peek(self.images.ahead))  # streamed images are fetched ahead
         found = next_usable(self.stream, self.config.batch_size, self._prepare, pool, self.config.on_bad_image,
                             self._skip, self.config.data)
         return torch.stack([pixels for _, pixels in found]).to(self.accelerator.device)
@@ -359,6 +363,7 @@ class VaeTrainer:
                             f"{config.batch_size}): use a smaller --batch-size with more --gradient-accumulation, "
                             "or --gradient-checkpointing") from None
         finally:
+            self.images.close()
             bar.close()
             if log_handle is not None:
                 log_handle.close()

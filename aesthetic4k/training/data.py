@@ -32,7 +32,9 @@ def to_tensor(image):
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
 
 
-def _open(path, draft_size: int):
+def open_image_file(path, draft_size: int):
+    """A training image file decoded by the toolkit's rules (EXIF, colour, bomb guard; JPEG draft
+    decoding down to about ``draft_size``); ImageError when unusable."""
     from aesthetic4k.data.images import open_rgb
 
     if path is None:
@@ -44,7 +46,12 @@ def _open(path, draft_size: int):
 
 def load_pixels(path, height: int, width: int):
     """An image file, covered and center-cropped to height x width, in [-1, 1] (ImageError when unusable)."""
-    return to_tensor(fit_crop(_open(path, max(height, width)), height, width))
+    return fitted_pixels(open_image_file(path, max(height, width)), height, width)
+
+
+def fitted_pixels(image, height: int, width: int):
+    """A decoded image covered and center-cropped to height x width, in [-1, 1]: the WLF training view."""
+    return to_tensor(fit_crop(image, height, width))
 
 
 def random_crop_draws(generator) -> tuple:
@@ -56,11 +63,15 @@ def random_crop_draws(generator) -> tuple:
 
 
 def load_random_crop(path, size: int, draws: tuple):
+    """:func:`random_crop` of an image file (ImageError when unusable)."""
+    return random_crop(open_image_file(path, size), size, draws)
+
+
+def random_crop(image, size: int, draws: tuple):
     """The shorter side resized to ``size`` (bilinear), a ``size`` x ``size`` crop at the offsets that
     ``draws`` pick, flipped horizontally when ``draws[2] < 0.5``: the SC-VAE's training view."""
     from PIL import Image
 
-    image = _open(path, size)
     w, h = image.size
     scale = size / min(w, h)
     new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
@@ -148,11 +159,17 @@ class RecordStream:
         epoch, offset = divmod(index, len(self.records))
         if epoch not in self._orders:
             generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-            self._orders = {epoch: torch.randperm(len(self.records), generator=generator).tolist()}
+            # two epochs kept: looking ahead across an epoch boundary must not recompute them in turn
+            self._orders = {e: o for e, o in self._orders.items() if e == epoch - 1}
+            self._orders[epoch] = torch.randperm(len(self.records), generator=generator).tolist()
         return self.records[self._orders[epoch][offset]]
 
     def take(self, count: int) -> list:
         """The next ``count`` records of this process (the position moves past them)."""
-        records = [self.record_at(p) for p in range(self.position, self.position + count)]
+        records = self.peek(count)
         self.position += count
         return records
+
+    def peek(self, count: int) -> list:
+        """The next ``count`` records of this process, without moving past them (to fetch ahead)."""
+        return [self.record_at(p) for p in range(self.position, self.position + count)]

@@ -14,6 +14,7 @@ from typing import Optional
 from aesthetic4k import families
 from aesthetic4k.errors import UserError
 from aesthetic4k.families.base import LATENT_SHIFTS, TIMESTEP_SAMPLINGS
+from aesthetic4k.training.sources import check_stream_options
 
 # settings a resumed run must share with the run it continues
 RESUME_KEYS = ("family", "resolution", "vae", "batch_size", "gradient_accumulation", "seed", "lora_rank")
@@ -63,6 +64,10 @@ class TrainConfig:
     cache_dir: Optional[str] = None             # text embeddings + latent distributions per image
     on_bad_image: str = "skip"                  # skip (logged) or stop
     num_workers: int = 4                        # image decoding threads
+    stream: bool = False                        # --data streamed (a hub dataset or a folder in its layout)
+    stream_cache: Optional[str] = None          # streamed images' cache; None: $A4K_CACHE/stream
+    stream_cache_limit: int = 50 * 2**30        # bytes that cache may hold
+    stream_prefetch: int = 8                    # streamed images fetched ahead
     resume: Optional[str] = None                # "latest" or a checkpoint folder
     tensorboard: Optional[bool] = None          # None: when tensorboard is installed
     device: Optional[str] = None                # None: accelerate's choice; "cpu" forces the CPU
@@ -123,6 +128,7 @@ def validate(config: TrainConfig) -> None:
         raise UserError(f"--level-weights needs {config.wavelet_levels} value(s), one per level")
     if min(config.resolution) < 16:
         raise UserError(f"--resolution {config.resolution} is too small")
+    check_stream_options(config)
 
 
 def check_resolution(resolution: tuple, vae_factor: int, patch: int) -> None:

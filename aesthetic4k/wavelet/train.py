@@ -3,7 +3,8 @@
 One optimizer step, per process:
 
 1. take the next ``batch_size`` records of this process's share of a shuffled,
-   endless record order (a bad image is skipped and logged, or stops the run);
+   endless record order (a bad image is skipped and logged, or stops the run); images are
+   local files or streamed through a bounded cache (:mod:`aesthetic4k.training.sources`);
 2. prompt embeddings and VAE latent distributions, from the cache when ``cache_dir`` is set;
    a latent sample ``mean + std * eps`` scaled as the family's upstream script does
    (``--latent-shift``);
@@ -29,7 +30,8 @@ from aesthetic4k import families
 from aesthetic4k.errors import ImageError, UserError
 from aesthetic4k.training import checkpoints, run_log
 from aesthetic4k.training.checkpoints import TrainingInterrupted
-from aesthetic4k.training.data import RecordStream, load_pixels, next_usable, read_records
+from aesthetic4k.training.data import RecordStream, fitted_pixels, next_usable
+from aesthetic4k.training.sources import open_images, stream_settings
 from aesthetic4k.wavelet.config import (
     RESUME_ALIASES, RESUME_KEYS, TrainConfig, TrainResult, check_model_folder, check_resolution, memory_advice,
     validate,
@@ -151,7 +153,8 @@ class Trainer:
         config = self.config
         self.resume_from = checkpoints.find_checkpoint(self.out, config.resume) if config.resume else None
         check_model_folder(config.family, config.base)
-        self.records = read_records(config.data)
+        self.images = open_images(config.data, stream_settings(config))
+        self.records = self.images.records
         self.accelerator = Accelerator(mixed_precision=config.mixed_precision,
                                        gradient_accumulation_steps=config.gradient_accumulation,
                                        cpu=config.device == "cpu")
@@ -228,19 +231,23 @@ class Trainer:
             if entry is not None:
                 return {"cache": entry, "pixels": None}
             try:
-                return {"cache": None, "pixels": load_pixels(record.image_path, self.height, self.width)}
+                image = self.images.open(record, max(self.height, self.width))
+                return {"cache": None, "pixels": fitted_pixels(image, self.height, self.width)}
             except ImageError as exc:
                 return exc
 
         return job
 
     def _skip(self, record, error: ImageError) -> None:
-        self.skipped.append((str(record.image_path), error.reason))
-        run_log.say(self.accelerator, self.config.progress, f"skipped {record.image_path}: {error.reason}")
+        where = self.images.describe(record)
+        self.skipped.append((where, error.reason))
+        run_log.say(self.accelerator, self.config.progress, f"skipped {where}: {error.reason}")
 
     def next_examples(self, pool) -> list:
         """``batch_size`` usable records of this process's stream, with pixels or cache entries."""
         config = self.config
+        coming = self.stream.peek(self.images.ahead)  # streamed images are fetched ahead, unless cached encoded
+        self.images.prefetch([r for r in coming if self.cache is None or not self.cache.has(r.stem)])
         found = next_usable(self.stream, config.batch_size, self._prepare, pool, config.on_bad_image, self._skip,
                             config.data)
         return [{"record": record, **value} for record, value in found]
@@ -405,6 +412,7 @@ class Trainer:
             raise UserError(f"out of memory at step {self.step + 1} (resolution {self.height}x{self.width}, "
                             f"batch {config.batch_size}): {memory_advice(config)}") from None
         finally:
+            self.images.close()
             bar.close()
             if log_handle is not None:
                 log_handle.close()
