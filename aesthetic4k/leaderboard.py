@@ -257,7 +257,7 @@ def render_markdown(collection: Collection) -> str:
         f"Latest measured result: {latest or 'none yet'}. "
         "↑ higher is better, ↓ lower is better. **Bold**: the best value of a column among the rows "
         "of one table (measured and reported rows are ranked separately). A linked generator name "
-        "opens that run's report. Metric definitions: PROTOCOL.md sections 3-7. An interactive, "
+        "opens that run's report. Metric definitions: docs/protocol.md sections 3-7. An interactive, "
         "sortable version with plots is in `index.html`.",
         "",
     ]

@@ -1,12 +1,18 @@
-"""Inception feature extraction for FID at 2048 and 4096: throughput and peak memory.
+"""FID feature extraction on real pictures at 2048 and 4096: throughput and peak memory.
 
-Each configuration runs in its own process (so peak RSS is its own) on N generated images
-(size x size) plus N references (non-square, 1.2 x 1.57 x size like Aesthetic-4K's), streamed one
-decoded image at a time. The reference implementation is torchmetrics'
-``FrechetInceptionDistance(feature=2048, antialias=False)`` with the same Inception weights
-(mapped into torch-fidelity's layout) after the same torchvision resize + center crop: the
-paper's pipeline. ``A4K_BENCH_IMAGES`` sets N (default 4; 195 is the Eval@4096 size).
-Needs torch-fidelity for the reference column.
+Inputs are files, as users meet them: N generated images (size x size JPEG q95 crops of the
+Debian wallpapers, benchmarks/wallpapers.py) and N references (the same pictures at 1.2 x 1.57
+x size, like Aesthetic-4K's non-square references). Each implementation runs in its own process
+(its own peak RSS), in the same run:
+
+- ``torchmetrics``: ``FrechetInceptionDistance(feature=2048, antialias=False)`` with the same
+  Inception weights (mapped into torch-fidelity's layout), fed one image at a time after the
+  paper's resize (Pillow decode, torchvision bilinear shorter side to size with antialias, centre
+  crop): what a user of the upstream script runs;
+- ``aesthetic4k``: ``metrics.FID`` fed file paths in batches of 8: images decoded and prepared
+  in threads (one decoded image per thread), the network run per batch.
+
+``A4K_BENCH_IMAGES`` sets N (default 8).
 """
 from __future__ import annotations
 
@@ -20,54 +26,48 @@ import time
 from pathlib import Path
 
 SIZES = (2048, 4096)
+MIN_SHORT_SIDE = {2048: 1600, 4096: 2000}   # source pictures used for each size (as bench_detail)
+BATCH = 8
 
 
-def _images(size: int, count: int):
-    """(generated, reference) pairs, built one at a time from one random base (not all held)."""
-    import numpy as np
+def _sets(size: int, count: int) -> tuple[list[Path], list[Path]]:
+    from benchmarks.wallpapers import reference_set, square_set
 
-    rng = np.random.default_rng(0)
-    ref_shape = (int(size * 1.2), int(size * 1.57), 3)
-    base_ref = rng.integers(0, 256, ref_shape, dtype=np.uint8)
-    base_gen = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-    for index in range(count):
-        base_ref[index::97, :, index % 3] ^= 0x55    # make each image different, in place
-        base_gen[index::89, :, (index + 1) % 3] ^= 0x33
-        yield base_gen, base_ref
+    generated = sorted(square_set(size, count, MIN_SHORT_SIDE[size]).glob("*.jpg"))
+    return generated, sorted(reference_set(size, count).glob("*.jpg"))
 
 
 def _worker(impl: str, size: int, count: int, weights_file: str) -> dict:
     import torch
 
-    from metrics.inception_features import default_inception
-
-    network = default_inception()
-    elapsed = 0.0
-    if impl == "ours":
+    generated, references = _sets(size, count)
+    start = time.perf_counter()
+    if impl == "aesthetic4k":
         from metrics.fid import FID
 
-        metric = FID(network, size=size, protocol="paper", batch_size=8)
-        for generated, reference in _images(size, count):
-            start = time.perf_counter()
-            metric.update([generated], real=False)
-            metric.update([reference], real=True)
-            elapsed += time.perf_counter() - start
+        metric = FID(size=size, protocol="paper", batch_size=BATCH)
+        for files, real in ((generated, False), (references, True)):
+            for first in range(0, len(files), BATCH):
+                metric.update([str(f) for f in files[first:first + BATCH]], real=real)
     else:
+        import numpy as np
+        from PIL import Image
         from torchmetrics.image.fid import FrechetInceptionDistance
         from torchvision.transforms import InterpolationMode
         from torchvision.transforms import functional as TF
 
         metric = FrechetInceptionDistance(feature=2048, antialias=False, feature_extractor_weights_path=weights_file)
-        for generated, reference in _images(size, count):
-            start = time.perf_counter()
-            for array, real in ((generated, False), (reference, True)):
-                tensor = torch.from_numpy(array).permute(2, 0, 1)
+        for files, real in ((generated, False), (references, True)):
+            for file in files:
+                with Image.open(file) as image:
+                    tensor = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
                 tensor = TF.resize(tensor, size, interpolation=InterpolationMode.BILINEAR, antialias=True)
                 metric.update(TF.center_crop(tensor, [size, size]).unsqueeze(0), real=real)
-            elapsed += time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    value = float(metric.compute())
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"impl": impl, "size": size, "images": 2 * count, "seconds": elapsed,
-            "images_per_s": 2 * count / elapsed, "peak_rss_mb": peak_mb}
+    return {"impl": impl, "size": size, "images": 2 * count, "seconds": elapsed, "images_per_s": 2 * count / elapsed,
+            "peak_rss_mb": peak_mb, "fid": value}
 
 
 def _mapped_weights(folder: Path) -> str:
@@ -93,18 +93,26 @@ def _spawn(impl: str, size: int, count: int, weights_file: str) -> dict:
 
 
 def run() -> None:
-    count = int(os.environ.get("A4K_BENCH_IMAGES", "4"))
+    from benchmarks.wallpapers import Unavailable
+
+    count = int(os.environ.get("A4K_BENCH_IMAGES", "8"))
     try:
         import torch_fidelity  # noqa: F401
-        impls = ("ours", "torchmetrics")
+        impls = ("torchmetrics", "aesthetic4k")
     except ImportError:
-        impls = ("ours",)
-        print("torch-fidelity not installed: reference column skipped")
+        impls = ("aesthetic4k",)
+        print("torch-fidelity not installed: the torchmetrics column is skipped")
+    try:
+        for size in SIZES:
+            _sets(size, count)              # built once, untimed
+    except Unavailable as exc:
+        print(f"skipped: {exc}")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         weights_file = _mapped_weights(Path(tmp)) if "torchmetrics" in impls else ""
-        print(f"FID feature extraction, CPU threads={os.cpu_count()}, {count} generated + {count} reference images "
-              "per size, peak RSS of the whole process")
-        print(f"{'size':>6} {'impl':>13} {'img/s':>8} {'peak RSS MB':>12} {'speed vs ref':>13}")
+        print(f"FID features from files (real pictures), {count} generated + {count} reference images per size, "
+              f"CPU threads={os.cpu_count()}, one process per implementation")
+        print(f"{'size':>6} {'impl':>13} {'img/s':>8} {'peak RSS MB':>12} {'vs torchmetrics':>16} {'FID':>10}")
         for size in SIZES:
             rows = {impl: _spawn(impl, size, count, weights_file) for impl in impls}
             reference = rows.get("torchmetrics", {})
@@ -114,7 +122,8 @@ def run() -> None:
                     continue
                 ratio = (f"{row['images_per_s'] / reference['images_per_s']:.2f}x"
                          if reference.get("images_per_s") else "-")
-                print(f"{size:>6} {impl:>13} {row['images_per_s']:>8.2f} {row['peak_rss_mb']:>12.0f} {ratio:>13}")
+                print(f"{size:>6} {impl:>13} {row['images_per_s']:>8.2f} {row['peak_rss_mb']:>12.0f} {ratio:>16} "
+                      f"{row['fid']:>10.3f}")
 
 
 if __name__ == "__main__":

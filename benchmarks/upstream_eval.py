@@ -1,4 +1,4 @@
-"""The authors' GLCM Score / Compression Ratio loop, rewritten from PROTOCOL.md to be timed as a process.
+"""The authors' GLCM Score / Compression Ratio loop, rewritten from docs/protocol.md to be timed as a process.
 
 What the published numbers come from (the upstream ``eval.py``, reproduced here, not copied):
 every file of a folder is read with ``cv2.imread``, converted with OpenCV to grey and divided by

@@ -118,3 +118,21 @@ def square_set(size: int, count: int, min_short_side: int) -> Path:
     if made < count:
         raise Unavailable(f"only {made} crops of {size} x {size} could be made")
     return folder
+
+
+def reference_set(size: int, count: int) -> Path:
+    """``count`` non-square references of ``round(1.2 size) x round(1.57 size)`` (Aesthetic-4K's median
+    shape), made from the size x size set with a bicubic resize; JPEG q95, built once."""
+    import cv2
+    from PIL import Image
+
+    folder = ROOT / "sets" / f"reference-{size}x{count}"
+    if len(list(folder.glob("*.jpg"))) == count:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    shape = (round(size * 1.57), round(size * 1.2))     # cv2: (width, height)
+    for index, path in enumerate(sorted(square_set(size, count, 1600 if size <= 2048 else 2000).glob("*.jpg"))):
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        Image.fromarray(cv2.resize(rgb, shape, interpolation=cv2.INTER_CUBIC)).save(folder / f"{index:03d}.jpg",
+                                                                                    quality=95)
+    return folder

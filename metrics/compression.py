@@ -1,4 +1,4 @@
-"""Compression Ratio (Aesthetic-4K, PROTOCOL.md section 4): raw RGB bytes over JPEG bytes.
+"""Compression Ratio (Aesthetic-4K, docs/protocol.md section 4): raw RGB bytes over JPEG bytes.
 
 ``CR = sum(H * W * 3) / sum(jpeg bytes)`` over a set of images: a ratio of sums, so large
 images weigh more. Lower means more fine detail survives JPEG compression.

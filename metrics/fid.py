@@ -53,8 +53,7 @@ class FID(InceptionMetric):
     higher_is_better = METRICS["fid"].higher_is_better
     plot_lower_bound = 0.0
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def _add_feature_states(self) -> None:
         for side in ("real", "fake"):
             dim = self.num_features
             self.add_state(f"{side}_sum", torch.zeros(dim, dtype=torch.float64), dist_reduce_fx="sum")

@@ -83,18 +83,18 @@ def tf1_bilinear_resize(image: torch.Tensor, out_height: int, out_width: int) ->
     y0, y1, wy = _tf1_axis(height, out_height)
     x0, x1, wx = _tf1_axis(width, out_width)
     device = image.device
-    y0, y1, x0, x1 = y0.to(device), y1.to(device), x0.to(device), x1.to(device)
-    wy, wx = wy.to(device).unsqueeze(-1), wx.to(device)
-    top_rows = image.index_select(-2, y0)
-    bottom_rows = image.index_select(-2, y1)
-
-    def blend_columns(rows):
-        left = rows.index_select(-1, x0).to(torch.float32)
-        right = rows.index_select(-1, x1).to(torch.float32)
-        return left + (right - left) * wx
-
-    top = blend_columns(top_rows)
-    bottom = blend_columns(bottom_rows)
+    rows, columns = torch.cat([y0, y1]).to(device), torch.cat([x0, x1]).to(device)
+    if image.ndim == 3 and image.permute(1, 2, 0).is_contiguous():
+        # a decoded H x W x 3 array seen as (3, H, W): gathering whole rows there is 10x faster
+        picked = image.permute(1, 2, 0).index_select(0, rows).index_select(1, columns).permute(2, 0, 1)
+    else:
+        picked = image.index_select(-2, rows).index_select(-1, columns)
+    picked = picked.to(torch.float32)
+    wx, wy = wx.to(device), wy.to(device).unsqueeze(-1)
+    top_left, top_right = picked[..., :out_height, :out_width], picked[..., :out_height, out_width:]
+    bottom_left, bottom_right = picked[..., out_height:, :out_width], picked[..., out_height:, out_width:]
+    top = top_left + (top_right - top_left) * wx
+    bottom = bottom_left + (bottom_right - bottom_left) * wx
     return top + (bottom - top) * wy
 
 

@@ -1,4 +1,4 @@
-"""GLCM Score (Aesthetic-4K, PROTOCOL.md section 3) and the classic GLCM properties.
+"""GLCM Score (Aesthetic-4K, docs/protocol.md section 3) and the classic GLCM properties.
 
 What is computed and how fast is explained in :mod:`metrics.glcm_kernels` (the compiled
 kernels) and :mod:`metrics.native_kernels` (how a new process gets them without compiling).

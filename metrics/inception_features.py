@@ -140,6 +140,11 @@ class InceptionMetric(Metric):
         self.max_pixels = int(max_pixels)
         self.workers = workers          # threads that decode and prepare images (default: usable CPUs)
         self._auto_keys = {True: 0, False: 0}
+        self._add_feature_states()
+
+    def _add_feature_states(self) -> None:
+        """Register the torchmetrics states that hold what ``_accumulate`` adds (per subclass)."""
+        raise NotImplementedError
 
     def _resolved_network(self, path):
         from metrics import weights

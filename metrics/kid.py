@@ -10,10 +10,14 @@ single subset the standard deviation is 0: on small sets (e.g. 195 images) KID i
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Optional, Union
 
 import torch
+from torch import nn
 
-from metrics.inception_features import InceptionMetric
+from metrics.inception import FEATURE_DIM
+from metrics.inception_features import DEFAULT_MAX_PIXELS, InceptionMetric
 from metrics.registry import METRICS
 
 KERNEL = "(x.y/d+1)^3, unbiased MMD^2"
@@ -41,13 +45,23 @@ class KID(InceptionMetric):
     higher_is_better = METRICS["kid"].higher_is_better
     plot_lower_bound = 0.0
 
-    def __init__(self, *args, subsets: int = 100, subset_size: int = 1000, seed: int = 0, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, feature: Union[int, nn.Module, str, Path] = FEATURE_DIM, size: Optional[int] = None,
+                 protocol: str = "paper", batch_size: int = 16, patch_count: Optional[int] = None,
+                 patch_seed: int = 0, normalize: bool = False, reset_real_features: bool = True,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, workers: Optional[int] = None, subsets: int = 100,
+                 subset_size: int = 1000, seed: int = 0, **kwargs):
+        """FID's arguments (InceptionMetric), then the subsets: ``subsets`` draws of ``subset_size``
+        images of each side (fewer when there are fewer images), drawn with ``seed``."""
         if subsets < 1 or subset_size < 2:
             raise ValueError("KID needs subsets >= 1 and subset_size >= 2")
         self.subsets = int(subsets)
         self.subset_size = int(subset_size)
         self.seed = int(seed)
+        super().__init__(feature, size=size, protocol=protocol, batch_size=batch_size, patch_count=patch_count,
+                         patch_seed=patch_seed, normalize=normalize, reset_real_features=reset_real_features,
+                         max_pixels=max_pixels, workers=workers, **kwargs)
+
+    def _add_feature_states(self) -> None:
         self.add_state("real_features", [], dist_reduce_fx="cat")
         self.add_state("fake_features", [], dist_reduce_fx="cat")
 

@@ -1,6 +1,6 @@
 """The patch recipe of patch-FID / patch-KID: seeded 299 x 299 crops at evaluation resolution.
 
-Recipe (ours; PROTOCOL.md s5 lists published alternatives):
+Recipe (ours; docs/protocol.md s5 lists published alternatives):
 
 1. Bring the image to ``size x size`` exactly as FID does (shorter side to ``size`` with
    torchvision bilinear + antialias on uint8, center crop). Generated images are already

@@ -1,7 +1,7 @@
 """The protocol's GLCM written directly with scikit-image: the one independent reference.
 
 Used by the tests (every GLCM number of the toolkit is compared with it) and by the benchmarks
-(the upstream-style loop they time). It follows PROTOCOL.md section 3 and the authors'
+(the upstream-style loop they time). It follows docs/protocol.md section 3 and the authors'
 ``eval.py`` behaviour: OpenCV grey, ``// 4`` to 64 levels, non-overlapping 64 x 64 patches from
 the top left, ``graycomatrix`` with distances 1-4 and angles 0, 45, 90, 135 degrees, 64 levels,
 non-symmetric, normalised; the patch score is ``shannon_entropy`` of the whole array, and a

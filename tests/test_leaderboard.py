@@ -208,7 +208,7 @@ def test_empty_results_folder_still_builds(tmp_path):
 
 
 def test_checked_in_reported_numbers_match_protocol():
-    """Every number of leaderboards/reported.csv is one PROTOCOL.md publishes for that model and metric."""
+    """Every number of leaderboards/reported.csv is one docs/protocol.md publishes for that model and metric."""
     rows = load_results(REPO / "leaderboards" / "reported.csv", REPORTED_COLUMNS)
     assert all(r.source for r in rows)
     assert {(r.generator, r.size) for r in rows} >= {("SD3-F16", 2048), ("SD3-F16-WLF", 2048), ("Flux-F16", 2048),

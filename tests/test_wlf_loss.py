@@ -33,7 +33,7 @@ def _pywt_weighted_loss(x0_hat, x0, band_weights, level, level_weights=None):
 @pytest.mark.parametrize("shape", [(3, 4, 8, 8), (2, 4, 7, 9)])
 def test_equal_weights_equal_plain_x0_mse(level, shape):
     # Parseval: the orthonormal Haar transform keeps the sum of squares, so the WLF loss with
-    # equal sub-band weights IS the plain x0 MSE (PROTOCOL.md section 8)
+    # equal sub-band weights IS the plain x0 MSE (docs/protocol.md section 8)
     x0_hat, x0 = _pair(shape)
     plain = torch.mean((x0_hat - x0) ** 2)
     assert float(wlf.wavelet_loss(x0_hat, x0, level=level)) == pytest.approx(float(plain), rel=1e-6)

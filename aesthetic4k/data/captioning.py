@@ -22,7 +22,7 @@ from aesthetic4k.plugins import Registry
 
 ENTRY_POINT_GROUP = "aesthetic4k.captioners"
 
-# The instruction the paper gave GPT-4o (PROTOCOL.md s1), verbatim: captions must match its style.
+# The instruction the paper gave GPT-4o (docs/protocol.md s1), verbatim: captions must match its style.
 CAPTION_INSTRUCTION = ("Directly describe with brevity and as brief as possible the scene or characters without "
                        "any introductory phrase like 'This image shows', 'In the scene', 'This image depicts' or "
                        "similar phrases. Just start describing the scene please.")

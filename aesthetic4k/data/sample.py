@@ -50,7 +50,7 @@ def _render_into(folder: Path, size: int, progress: bool) -> None:
 
         scenes = tqdm(scenes, desc=f"rendering sample set at {size}px", unit="image", leave=False)
     for index, scene in scenes:
-        # JPEG q95 like the published references and like generated images (PROTOCOL.md s2)
+        # JPEG q95 like the published references and like generated images (docs/protocol.md s2)
         save_atomic(Image.fromarray(render_scene(index, size)), folder / "images" / f"{scene.stem}.jpg", quality=95)
     write_metadata(folder / METADATA_NAME, [(f"images/{scene.stem}.jpg", scene.caption) for scene in SCENES])
     info = {"name": "sample", "smoke_test": True, "note": SAMPLE_NOTE, "size": size, "images": len(SCENES),

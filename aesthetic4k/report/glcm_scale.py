@@ -1,6 +1,6 @@
 """One colour scale for every GLCM heat map: from 0 to the largest score a 64 x 64 patch can reach.
 
-A patch's GLCM Score (PROTOCOL.md s3) is the base-2 entropy of the histogram of distinct values
+A patch's GLCM Score (docs/protocol.md s3) is the base-2 entropy of the histogram of distinct values
 of its normalised co-occurrence array: 64 x 64 level pairs x 16 (distance, angle) slices, 65,536
 cells. ``log2(65536) = 16`` bounds it trivially, but no patch comes near: slice ``s`` holds only
 ``n_s`` pixel pairs (about 4,000 for 4,096 cells), so most cells share the value 0 or a small

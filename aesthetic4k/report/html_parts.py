@@ -27,7 +27,7 @@ def number(value):
 
 
 def image_compression_ratio(entry: dict):
-    """Raw RGB bytes over the image's JPEG bytes (the per-image view of PROTOCOL.md s4)."""
+    """Raw RGB bytes over the image's JPEG bytes (the per-image view of docs/protocol.md s4)."""
     width, height, size = (number(entry.get(k)) for k in ("width", "height", "jpeg_bytes"))
     if not width or not height or not size:
         return None

@@ -155,7 +155,7 @@ def write_report(run, out_dir) -> Path:
             if histograms:
                 handle.write('<section><h2>Distribution over images</h2><figure class="hist">'
                              f"{histograms}<figcaption>Orange line: mean over images. The run's Compression "
-                             "Ratio is a ratio of sums over all images (PROTOCOL.md s4), not the mean of the "
+                             "Ratio is a ratio of sums over all images (docs/protocol.md s4), not the mean of the "
                              "per-image ratios shown here.</figcaption></figure></section>")
             handle.write(table_section(per_image, views))
             handle.write('<section class="cards"><h2>Images</h2><p class="note">'
