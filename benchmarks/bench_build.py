@@ -3,8 +3,8 @@ near-duplicate index at a million hashes.
 
 Photographs: the distinct images with a shorter side >= 1080 of the Debian packages
 ``plasma-workspace-wallpapers`` and ``mate-backgrounds`` (67 files, 403 megapixels, JPEG and
-PNG), fetched with ``apt-get download`` on first use into ``$A4K_CACHE/bench-photos`` (or taken
-from ``A4K_BENCH_PHOTOS``). Each configuration first builds two of them untimed (the fork
+PNG; fetched by benchmarks/wallpapers.py), copied on first use into ``$A4K_CACHE/bench-photos``
+(or taken from ``A4K_BENCH_PHOTOS``). Each configuration first builds two of them untimed (the fork
 server's start and the GLCM kernel's compile are paid once per process, not per image), then
 the timed build of all of them; images/s counts source files over wall time. The manifests of
 the configurations must be identical. ``A4K_BENCH_REPEATS`` (default 1) takes the best of N.
@@ -15,48 +15,43 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
-PACKAGES = ("plasma-workspace-wallpapers", "mate-backgrounds")
 MIN_SIDE = 1080
 ONE_MILLION = 1_000_000
 
 
 def photos() -> Path:
-    """The benchmark photographs, fetched from the Debian archive on first use."""
+    """The benchmark photographs: copies of the distinct wallpaper files (benchmarks/wallpapers.py)."""
     if os.environ.get("A4K_BENCH_PHOTOS"):
         return Path(os.environ["A4K_BENCH_PHOTOS"])
+    from PIL import Image
+
+    from benchmarks.wallpapers import unpacked
     from metrics.cache import cache_root
 
     folder = cache_root() / "bench-photos"
     if folder.is_dir() and any(folder.iterdir()):
         return folder
-    from PIL import Image
-
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["apt-get", "download", *PACKAGES], cwd=tmp, check=True, capture_output=True)
-        for deb in Path(tmp).glob("*.deb"):
-            subprocess.run(["dpkg", "-x", str(deb), str(Path(tmp) / "x")], check=True)
-        staging = folder.with_name(folder.name + ".part")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        seen = set()
-        for path in sorted((Path(tmp) / "x").rglob("*")):
-            if path.suffix.lower() not in (".jpg", ".jpeg", ".png") or not path.is_file():
-                continue
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            with Image.open(path) as image:
-                big = min(image.size) >= MIN_SIDE
-            if digest in seen or not big:
-                continue
-            seen.add(digest)
-            name = str(path.resolve()).split("/usr/share/", 1)[-1].replace("/", "_")
-            shutil.copyfile(path, staging / name)
-        staging.rename(folder)
+    staging = folder.with_name(folder.name + ".part")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    seen = set()
+    for path in sorted(unpacked().rglob("*")):
+        if path.suffix.lower() not in (".jpg", ".jpeg", ".png") or not path.is_file():
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        with Image.open(path) as image:
+            big = min(image.size) >= MIN_SIDE
+        if digest in seen or not big:
+            continue
+        seen.add(digest)
+        name = str(path.resolve()).split("/usr/share/", 1)[-1].replace("/", "_")
+        shutil.copyfile(path, staging / name)
+    staging.rename(folder)
     return folder
 
 

@@ -30,7 +30,7 @@ from typing import Optional
 from aesthetic4k.data import build_work
 from aesthetic4k.data.build_state import STATE_DIR, BuildLock, Journal, ShardStore
 from aesthetic4k.data.captioning import CaptionerOptions, CaptionRejected, captioner_key, clean_caption, create_captioner
-from aesthetic4k.data.distribute import Progress, run_stage
+from aesthetic4k.data.distribute import Progress, file_size, run_stage
 from aesthetic4k.data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
 from aesthetic4k.data.paths import shown
 from aesthetic4k.data.phash import DEFAULT_THRESHOLD
@@ -165,7 +165,7 @@ def scan_all(items: list[SourceFile], store: ShardStore, options: BuildOptions, 
     state = str(options.out / STATE_DIR)
     for results in run_stage(pool, "scan", build_work.scan_batch, todo,
                              lambda group: (state, [(i.rel, os.fspath(i.path)) for i in group], options.max_pixels),
-                             options):
+                             options, cost=lambda item: file_size(item.path)):
         for result in results:
             by_rel[result["rel"]].scan = result
         store.update(r for r in results if "sha256" in r or "bytes" in r)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aesthetic4k.data import build_work
 from aesthetic4k.data.build_state import STATE_DIR, ShardStore
-from aesthetic4k.data.distribute import RESUME_HINT, run_stage
+from aesthetic4k.data.distribute import RESUME_HINT, file_size, run_stage
 from aesthetic4k.data.images import IMAGE_EXTENSIONS, ImageHeader, needs_normalisation
 from aesthetic4k.data.metadata import METADATA_NAME, write_metadata
 from aesthetic4k.data.paths import json_line, shown
@@ -70,7 +70,7 @@ def write_outputs(jobs: list[dict], items: list, store: ShardStore, options, poo
     failures = []
     for results in run_stage(pool, "write", build_work.write_batch, jobs,
                              lambda group: (state, out, group, options.max_pixels), options,
-                             name=lambda job: job["rel"]):
+                             name=lambda job: job["rel"], cost=lambda job: file_size(job["source"])):
         for result in results:
             item = by_rel[result["rel"]]
             if "write_error" in result:

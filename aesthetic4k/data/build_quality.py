@@ -44,7 +44,7 @@ def _glcm_scores(todo: list, store: ShardStore, options, pool) -> int:
     for results in run_stage(pool, "quality (GLCM)", build_work.glcm_batch, missing,
                              lambda group: (state, [(i.scan["sha256"], os.fspath(i.path), i.scan["width"],
                                                      i.scan["height"]) for i in group], options.max_pixels),
-                             options):
+                             options, cost=lambda item: item.scan["width"] * item.scan["height"]):
         for result in results:
             if "error" in result:
                 by_sha[result["sha256"]].skip(result["error"])

@@ -251,6 +251,14 @@ class Progress:
             self.bar.close()
 
 
+def file_size(path) -> int:
+    """Bytes of a file, 0 when it cannot be read (a cost estimate for :func:`run_stage`)."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
 def batches_of(todo: list, workers: int) -> list[list]:
     """Batches small enough that every worker gets about 16 (images differ in cost: a re-encoded PNG
     takes 50x a copied JPEG, so the last batches must be short), at most MAX_BATCH images."""
@@ -258,8 +266,15 @@ def batches_of(todo: list, workers: int) -> list[list]:
     return [todo[start:start + size] for start in range(0, len(todo), size)]
 
 
-def run_stage(pool, desc: str, function, todo: list, arguments, options, name=lambda item: item.rel):
-    """Run ``function(*arguments(batch))`` over batches of ``todo``; yields each batch's results."""
+def run_stage(pool, desc: str, function, todo: list, arguments, options, name=lambda item: item.rel, cost=None):
+    """Run ``function(*arguments(batch))`` over batches of ``todo``; yields each batch's results.
+
+    With ``cost`` (an item's expected work, e.g. its pixels), the costliest items are handed out
+    first, so the stage does not end with one worker busy on a large image while the others
+    idle. Results do not depend on the order: every stage's records are sorted afterwards.
+    """
+    if cost is not None and pool.workers > 1:
+        todo = sorted(todo, key=cost, reverse=True)
     groups = batches_of(todo, pool.workers)
     from aesthetic4k.data.paths import shown
 
