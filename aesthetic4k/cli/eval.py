@@ -12,7 +12,7 @@ EXAMPLES = """examples:
   a4k-eval --generator upscale --dataset sample --out results.csv
   a4k-eval --generator folder --images gen/ --metrics glcm_score,compression_ratio --cr-mode file --out r.csv
   a4k-eval --generator folder --images gen/ --reference real/ --metrics fid,kid --size 2048 --out r.csv
-  a4k-eval --generator folder --images real/ --reference real/ --save-reference-stats real-2048.npz --out r.csv
+  a4k-eval --generator folder --images real/ --reference real/ --size 2048 --save-reference-stats real-2048.npz --out r.csv
   a4k-eval --list-generators | --list-metrics | --list-weights
 """
 
