@@ -375,4 +375,5 @@ class VaeTrainer:
 
 def train_vae(config: VaeTrainConfig) -> VaeTrainResult:
     """Run (or resume) an SC-VAE fine-tuning and return where it ended."""
+    run_log.quiet_libraries(config.progress)
     return VaeTrainer(config).run()

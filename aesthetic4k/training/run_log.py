@@ -46,3 +46,14 @@ def say(accelerator, progress: bool, message: str) -> None:
         from tqdm.auto import tqdm
 
         tqdm.write(message)
+
+
+def quiet_libraries(progress: bool) -> None:
+    """Without our progress bar (``--quiet``), the libraries' own bars (loading and saving shards) go too."""
+    if progress:
+        return
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()

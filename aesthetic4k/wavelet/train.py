@@ -424,4 +424,5 @@ class Trainer:
 
 def train(config: TrainConfig) -> TrainResult:
     """Run (or resume) a WLF fine-tuning and return where it ended."""
+    run_log.quiet_libraries(config.progress)
     return Trainer(config).run()
