@@ -210,7 +210,11 @@ def test_metrics_missing_from_the_current_row_are_skipped_and_named(tmp_path, ca
 def test_floating_point_noise_is_not_a_regression(tmp_path, capsys):
     baseline = write_results(tmp_path / "base.csv", [row(**BASE)])
     noisy = dict(BASE)
-    noisy["fid"] = BASE["fid"] * (1 + 1e-12)
+    noisy["fid"] = BASE["fid"] * (1 + 3e-7)          # what another thread count does to FID
     current = write_results(tmp_path / "current.csv", [row(**noisy)])
     assert main([str(current), "--baseline", str(baseline)]) == 0
     assert "REGRESSION" not in capsys.readouterr().out
+    worse = dict(BASE)
+    worse["fid"] = BASE["fid"] * (1 + 1e-4)          # a change, however small, above the noise
+    current = write_results(tmp_path / "worse.csv", [row(**worse)])
+    assert main([str(current), "--baseline", str(baseline)]) == 1
