@@ -74,6 +74,35 @@ def run_main(prog: str, body, interrupted_hint: str = "") -> int:
         return 1
 
 
+def run_trainer(prog: str, train) -> int:
+    """A training command, ``train()`` returning its result: SIGTERM (a scheduler's stop) ends the run like Ctrl-C, at a step boundary
+    with no half-written checkpoint (exit 130, the message names the checkpoint to resume from);
+    other failures are one line (:func:`run_main`). Prints where the run ended."""
+    import signal
+
+    from aesthetic4k.training.checkpoints import TrainingInterrupted
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread (embedded use)
+        pass
+
+    def body() -> int:
+        try:
+            result = train()
+        except TrainingInterrupted as exc:
+            print(f"{prog}: {exc}", file=sys.stderr)
+            return 130
+        skipped = f", {len(result.skipped)} image(s) skipped" if result.skipped else ""
+        print(f"{prog}: step {result.step}; checkpoint {result.checkpoint}{skipped}")
+        return 0
+
+    return run_main(prog, body)
+
+
 def parse_assignments(values, flag: str) -> dict:
     """``["a=1", "b=2"]`` -> ``{"a": "1", "b": "2"}``, rejecting malformed items."""
     from aesthetic4k.errors import UserError

@@ -7,13 +7,10 @@ Launch on one device with ``a4k-train ...`` and on several with
 from __future__ import annotations
 
 import argparse
-
-from aesthetic4k.cli.common import Parser, add_stream_options
-import signal
 import sys
 
+from aesthetic4k.cli.common import Parser, add_stream_options, run_trainer
 from aesthetic4k import families
-from aesthetic4k.errors import UserError
 
 EXAMPLE = """example (a tiny run on the CPU):
   a4k-train --family sd3 --base ./tiny-sd3 --data ./my-4k-set --output-dir runs/wlf \\
@@ -166,31 +163,15 @@ def config_from_args(args):
         stream_cache_limit=args.stream_cache_limit, stream_prefetch=args.stream_prefetch)
 
 
-def _terminate(signum, frame):
-    # a scheduler's SIGTERM gets the same clean stop as Ctrl-C (no half-written checkpoint)
-    raise KeyboardInterrupt
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        signal.signal(signal.SIGTERM, _terminate)
-    except ValueError:  # not the main thread (embedded use)
-        pass
-    try:
-        from aesthetic4k.wavelet.train import TrainingInterrupted, train
 
-        try:
-            result = train(config_from_args(args))
-        except TrainingInterrupted as exc:
-            print(f"a4k-train: {exc}", file=sys.stderr)
-            return 130
-    except UserError as exc:
-        print(f"a4k-train: error: {exc}", file=sys.stderr)
-        return 2
-    skipped = f", {len(result.skipped)} image(s) skipped" if result.skipped else ""
-    print(f"a4k-train: step {result.step}; checkpoint {result.checkpoint}{skipped}")
-    return 0
+    def start():
+        from aesthetic4k.wavelet.train import train
+
+        return train(config_from_args(args))
+
+    return run_trainer("a4k-train", start)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,9 @@ training starts.
 from __future__ import annotations
 
 import argparse
-
-from aesthetic4k.cli.common import Parser, add_stream_options
-import signal
 import sys
 
-from aesthetic4k.errors import UserError
+from aesthetic4k.cli.common import Parser, add_stream_options, run_trainer
 
 EXAMPLE = """example (a tiny run on the CPU; LPIPS weights by path):
   a4k-train-vae --base ./tiny-flux --data ./photos --output-dir runs/scvae --resolution 64 \\
@@ -114,31 +111,15 @@ def config_from_args(args):
     return VaeTrainConfig(**options, weights=dict(args.weights), progress=not args.quiet)
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        signal.signal(signal.SIGTERM, _terminate)
-    except ValueError:  # not the main thread (embedded use)
-        pass
-    try:
-        from aesthetic4k.scvae.train import train_vae
-        from aesthetic4k.training.checkpoints import TrainingInterrupted
 
-        try:
-            result = train_vae(config_from_args(args))
-        except TrainingInterrupted as exc:
-            print(f"a4k-train-vae: {exc}", file=sys.stderr)
-            return 130
-    except UserError as exc:
-        print(f"a4k-train-vae: error: {exc}", file=sys.stderr)
-        return 2
-    skipped = f", {len(result.skipped)} image(s) skipped" if result.skipped else ""
-    print(f"a4k-train-vae: step {result.step}; checkpoint {result.checkpoint}{skipped}")
-    return 0
+    def start():
+        from aesthetic4k.scvae.train import train_vae
+
+        return train_vae(config_from_args(args))
+
+    return run_trainer("a4k-train-vae", start)
 
 
 if __name__ == "__main__":

@@ -317,16 +317,9 @@ class VaeTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         accelerator = self.accelerator
         result = VaeTrainResult(step=self.step, checkpoint=self.resume_from, skipped=self.skipped)
-        log_handle = writer = board = None
-        if accelerator.is_main_process:
-            log_handle, writer = run_log.open_log(self.out, LOG_COLUMNS, self.step)
-            board = run_log.open_tensorboard(self.out, config.tensorboard, self.step)
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=self.max_steps, initial=min(self.step, self.max_steps), unit="step",
-                   disable=not (config.progress and accelerator.is_main_process), dynamic_ncols=True)
+        log = run_log.StepLog(accelerator, self.out, LOG_COLUMNS, self.step, self.max_steps, config.tensorboard,
+                              config.progress)
         images_per_step = 2 * config.batch_size * config.gradient_accumulation * accelerator.num_processes
-        started = time.perf_counter()
         last_saved = self.step if self.resume_from is not None else None
         try:
             with ThreadPoolExecutor(max_workers=max(1, config.num_workers)) as pool:
@@ -340,35 +333,22 @@ class VaeTrainer:
                     row = {"step": self.step, **values, "lr": self.student_opt.param_groups[0]["lr"]}
                     result.losses.append(dict(row))
                     rate = images_per_step / max(time.perf_counter() - tick, 1e-9)
-                    if writer is not None:
-                        writer.writerow({**{k: repr(v) for k, v in row.items()}, "step": self.step,
-                                         "images_per_s": f"{rate:.4g}",
-                                         "elapsed_s": f"{time.perf_counter() - started:.3f}"})
-                        log_handle.flush()
-                    if board is not None:
-                        for key, value in values.items():
-                            board.add_scalar(key, value, self.step)
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{values['loss']:.4g}", sc=f"{values['sc']:.3g}")
+                    log.record(self.step, row, values, rate, {"loss": f"{values['loss']:.4g}",
+                                                              "sc": f"{values['sc']:.3g}"})
                     if self.step % config.checkpoint_every == 0 or self.step == self.max_steps:
                         result.checkpoint = self.save_checkpoint()
                         last_saved = self.step
             if last_saved != self.step:
                 result.checkpoint = self.save_checkpoint()
         except KeyboardInterrupt:
-            where = f"; continue from {result.checkpoint} with --resume" if result.checkpoint else ""
-            raise TrainingInterrupted(f"interrupted at step {self.step}{where}") from None
+            raise TrainingInterrupted.at(self.step, result.checkpoint) from None
         except torch.OutOfMemoryError:
             raise UserError(f"out of memory at step {self.step + 1} (resolution {config.resolution}, batch "
                             f"{config.batch_size}): use a smaller --batch-size with more --gradient-accumulation, "
                             "or --gradient-checkpointing") from None
         finally:
             self.images.close()
-            bar.close()
-            if log_handle is not None:
-                log_handle.close()
-            if board is not None:
-                board.close()
+            log.close()
         result.step = self.step
         return result
 

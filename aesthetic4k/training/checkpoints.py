@@ -29,6 +29,11 @@ SETTINGS_NAME = "config.json"
 class TrainingInterrupted(UserError):
     """Ctrl-C or a termination signal: the message says which checkpoint to resume from."""
 
+    @classmethod
+    def at(cls, step: int, checkpoint) -> "TrainingInterrupted":
+        where = f"; continue from {checkpoint} with --resume" if checkpoint else ""
+        return cls(f"interrupted at step {step}{where}")
+
 
 def checkpoint_name(step: int) -> str:
     return f"checkpoint-{step:06d}"

@@ -1,7 +1,9 @@
-"""The log of a training run: ``train_log.csv`` (cut back to the resumed step) and TensorBoard."""
+"""The log of a training run: ``train_log.csv`` (cut back to the resumed step), TensorBoard and the
+progress bar, fed one finished step at a time by :class:`StepLog`."""
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -38,6 +40,43 @@ def open_tensorboard(out: Path, enabled: Optional[bool], step: int):
             raise UserError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
         return None
     return SummaryWriter(str(out / "tensorboard"), purge_step=step + 1 if step else None)
+
+
+class StepLog:
+    """Where each finished step goes: a ``train_log.csv`` row and TensorBoard scalars (main process
+    only) and the progress bar. A resumed run continues its curve from ``step``."""
+
+    def __init__(self, accelerator, out: Path, columns: list, step: int, total: int, tensorboard: Optional[bool],
+                 progress: bool):
+        from tqdm.auto import tqdm
+
+        self.handle = self.writer = self.board = None
+        if accelerator.is_main_process:
+            self.handle, self.writer = open_log(out, columns, step)
+            self.board = open_tensorboard(out, tensorboard, step)
+        self.bar = tqdm(total=total, initial=min(step, total), unit="step",
+                        disable=not (progress and accelerator.is_main_process), dynamic_ncols=True)
+        self.started = time.perf_counter()
+
+    def record(self, step: int, logged: dict, scalars: dict, images_per_s: float, shown: dict) -> None:
+        """``logged`` values as CSV cells (repr: exact floats), ``scalars`` to TensorBoard, ``shown`` on the bar."""
+        if self.writer is not None:
+            self.writer.writerow({**{k: repr(v) for k, v in logged.items()}, "step": step,
+                                  "images_per_s": f"{images_per_s:.4g}",
+                                  "elapsed_s": f"{time.perf_counter() - self.started:.3f}"})
+            self.handle.flush()
+        if self.board is not None:
+            for key, value in scalars.items():
+                self.board.add_scalar(key, value, step)
+        self.bar.update(1)
+        self.bar.set_postfix(**shown)
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.handle is not None:
+            self.handle.close()
+        if self.board is not None:
+            self.board.close()
 
 
 def say(accelerator, progress: bool, message: str) -> None:

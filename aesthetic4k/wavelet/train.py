@@ -353,16 +353,9 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         accelerator = self.accelerator
         result = TrainResult(step=self.step, checkpoint=self.resume_from, skipped=self.skipped)
-        log_handle = writer = board = None
-        if accelerator.is_main_process:
-            log_handle, writer = run_log.open_log(self.out, LOG_COLUMNS, self.step)
-            board = run_log.open_tensorboard(self.out, config.tensorboard, self.step)
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=config.max_steps, initial=min(self.step, config.max_steps), unit="step",
-                   disable=not (config.progress and accelerator.is_main_process), dynamic_ncols=True)
+        log = run_log.StepLog(accelerator, self.out, LOG_COLUMNS, self.step, config.max_steps, config.tensorboard,
+                              config.progress)
         images_per_step = config.batch_size * config.gradient_accumulation * accelerator.num_processes
-        started = time.perf_counter()
         last_saved = self.step if self.resume_from is not None else None
         try:
             with ThreadPoolExecutor(max_workers=max(1, config.num_workers)) as pool:
@@ -388,36 +381,23 @@ class Trainer:
                                         "or use --mixed-precision bf16 instead of fp16")
                     rate = images_per_step / max(time.perf_counter() - tick, 1e-9)
                     result.losses.append((self.step, step_loss))
-                    if writer is not None:
-                        writer.writerow({"step": self.step, "loss": repr(step_loss), "x0_mse": repr(step_mse),
-                                         "lr": repr(self.optimizer.param_groups[0]["lr"]),
-                                         "images_per_s": f"{rate:.4g}",
-                                         "elapsed_s": f"{time.perf_counter() - started:.3f}"})
-                        log_handle.flush()
-                    if board is not None:
-                        board.add_scalar("loss", step_loss, self.step)
-                        board.add_scalar("x0_mse", step_mse, self.step)
-                        board.add_scalar("images_per_s", rate, self.step)
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{step_loss:.4g}", img_s=f"{rate:.3g}")
+                    log.record(self.step, {"loss": step_loss, "x0_mse": step_mse,
+                                           "lr": self.optimizer.param_groups[0]["lr"]},
+                               {"loss": step_loss, "x0_mse": step_mse, "images_per_s": rate}, rate,
+                               {"loss": f"{step_loss:.4g}", "img_s": f"{rate:.3g}"})
                     if self.step % config.checkpoint_every == 0 or self.step == config.max_steps:
                         result.checkpoint = self.save_checkpoint()
                         last_saved = self.step
             if last_saved != self.step:  # max_steps reached before this invocation: still leave a checkpoint
                 result.checkpoint = self.save_checkpoint()
         except KeyboardInterrupt:
-            where = f"; continue from {result.checkpoint} with --resume" if result.checkpoint else ""
-            raise TrainingInterrupted(f"interrupted at step {self.step}{where}") from None
+            raise TrainingInterrupted.at(self.step, result.checkpoint) from None
         except torch.OutOfMemoryError:
             raise UserError(f"out of memory at step {self.step + 1} (resolution {self.height}x{self.width}, "
                             f"batch {config.batch_size}): {memory_advice(config)}") from None
         finally:
             self.images.close()
-            bar.close()
-            if log_handle is not None:
-                log_handle.close()
-            if board is not None:
-                board.close()
+            log.close()
         result.step = self.step
         return result
 
