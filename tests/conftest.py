@@ -9,6 +9,17 @@ SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights"
 AESTHETIC_HEAD = SHARED_WEIGHTS / "sac+logos+ava1-l14-linearMSE.pth"
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run on one torch thread: a second one per test worker only adds contention on 2 cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def aesthetic_head() -> Path:
     """The real LAION aesthetic head from ../shared/weights (CI has it); skipped where it is absent."""

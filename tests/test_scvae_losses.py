@@ -13,15 +13,8 @@ from aesthetic4k.training.ema import EMA
 from aesthetic4k.wavelet.vae_f16 import make_f16
 from tests.tiny_pipelines import build_tiny_vae, save_tiny_lpips
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny convolutions: a second thread per test worker only adds contention on a 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 def images(n=2, size=64, seed=0):
     return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed)) * 2 - 1

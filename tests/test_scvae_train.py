@@ -18,15 +18,8 @@ from tests.tiny_pipelines import build_tiny_flux, build_tiny_vae, save_tiny_lpip
 
 ROOT = Path(__file__).resolve().parents[1]
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny convolutions: a second thread per test worker only adds contention on a 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 def _photos(folder, count=2, size=(96, 80)):
     folder.mkdir(parents=True)

@@ -8,13 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from aesthetic4k.cli.common import byte_size
 from aesthetic4k.data.images import open_rgb
 from aesthetic4k.data.remote import FolderStore
-from aesthetic4k.errors import UserError
 from aesthetic4k.training.sources import StreamedImages, StreamSettings
 from aesthetic4k.wavelet.train import train
 from tests.hub_server import HubStandIn
@@ -22,14 +20,7 @@ from tests.test_train import _config, _save_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny models: a second thread per test worker only adds contention on a 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
