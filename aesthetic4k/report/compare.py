@@ -117,13 +117,8 @@ def card(index: int, view, labels) -> str:
             else:
                 lines.append(parts.crop_figure(picture, "generated", label, float(image.grid[spot.row, spot.col]),
                                                run=RUN_NAMES[column].lower()))
-        reference = view.crops.get((spot.kind, "reference"))
-        lines.append(parts.crop_figure(reference, "reference", "reference") if reference is not None
-                     else parts.missing_crop(view.reference_note))
-    note = f'<p class="note">{escape(view.reference_note)}</p>' if view.reference_note and \
-        any(k[1] == "reference" for k in view.crops) else ""
-    crops = ('<div class="crops-box"><div class="crops" style="grid-template-columns: auto 256px 256px 256px">'
-             + "".join(lines) + f"</div>{note}</div>") if view.spots else ""
+        lines.append(parts.reference_crop(view, spot.kind))
+    crops = parts.crops_box(view, lines, 3) if view.spots else ""
     return (head + '<div class="card-body"><div class="overview pair">' + "".join(overview) + "</div>"
             + crops + "</div></article>")
 

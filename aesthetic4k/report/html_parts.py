@@ -146,6 +146,21 @@ def missing_crop(text: str) -> str:
     return f'<figure class="crop missing"><div class="frame empty">{escape(text)}</div></figure>'
 
 
+def reference_crop(view, kind: str) -> str:
+    """The reference crop of one spot, or why there is none."""
+    picture = view.crops.get((kind, "reference"))
+    return crop_figure(picture, "reference", "reference") if picture is not None else missing_crop(view.reference_note)
+
+
+def crops_box(view, cells: list, columns: int) -> str:
+    """The grid of spot labels and crops (``columns`` crops a row), with the reference note under it."""
+    note = f'<p class="note">{escape(view.reference_note)}</p>' if view.reference_note and \
+        any(k[1] == "reference" for k in view.crops) else ""
+    widths = " ".join(["256px"] * columns)
+    return (f'<div class="crops-box"><div class="crops" style="grid-template-columns: auto {widths}">'
+            + "".join(cells) + f"</div>{note}</div>")
+
+
 def spot_label(number_: int, spot, padded: bool) -> str:
     x, y = spot.patch_xy
     colour = SPOT_COLOURS.get(spot.kind, "#888")

@@ -115,14 +115,8 @@ def card(index: int, entry: dict, view) -> str:
         score = float(image.grid[spot.row, spot.col])
         lines.append(parts.spot_label(number, spot, view.padded.get(spot.kind, False)))
         lines.append(parts.crop_figure(view.crops[(spot.kind, 0)], "generated", "generated", score))
-        reference = view.crops.get((spot.kind, "reference"))
-        lines.append(parts.crop_figure(reference, "reference", "reference") if reference is not None
-                     else parts.missing_crop(view.reference_note))
-    note = f'<p class="note">{escape(view.reference_note)}</p>' if view.reference_note and \
-        any(k[1] == "reference" for k in view.crops) else ""
-    crops = ('<div class="crops-box"><div class="crops" style="grid-template-columns: auto 256px 256px">'
-             + "".join(lines) + f"</div>{note}</div>")
-    return head + '<div class="card-body">' + overview + crops + "</div></article>"
+        lines.append(parts.reference_crop(view, spot.kind))
+    return head + '<div class="card-body">' + overview + parts.crops_box(view, lines, 2) + "</div></article>"
 
 
 def write_report(run, out_dir) -> Path:
