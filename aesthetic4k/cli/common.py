@@ -130,6 +130,28 @@ def byte_size(text: str) -> int:
     return int(float(match[1]) * UNITS[match[2].upper()])
 
 
+def add_run_options(parser: argparse.ArgumentParser, checkpoint_every: int):
+    """The options both trainers share (checkpoints, resuming, bad images, decoding threads, device,
+    logs, streaming); returns the "run" group for a trainer's own additions."""
+    run = parser.add_argument_group("run")
+    run.add_argument("--checkpoint-every", type=int, default=checkpoint_every,
+                     help=f"steps between checkpoints (default {checkpoint_every})")
+    run.add_argument("--keep-checkpoints", type=int, default=None, help="keep only the newest N checkpoints")
+    run.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
+                     help="continue from a checkpoint folder, or from the newest in --output-dir when no folder given")
+    run.add_argument("--on-bad-image", choices=["skip", "stop"], default="skip",
+                     help="missing or corrupt training image: skip it with a logged reason (default) or stop")
+    run.add_argument("--num-workers", type=int, default=4, help="image decoding threads (default 4)")
+    run.add_argument("--device", default=None, help="cpu to force the CPU (default: accelerate's choice)")
+    board = run.add_mutually_exclusive_group()
+    board.add_argument("--tensorboard", dest="tensorboard", action="store_true", default=None,
+                       help="write TensorBoard logs (default: when tensorboard is installed)")
+    board.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_stream_options(parser)
+    return run
+
+
 def add_stream_options(parser: argparse.ArgumentParser) -> None:
     """The trainers' options for streaming ``--data`` through a bounded local cache."""
     group = parser.add_argument_group("streaming (a training set larger than the local disk)")

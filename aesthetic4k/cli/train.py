@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aesthetic4k.cli.common import Parser, add_stream_options, run_trainer
+from aesthetic4k.cli.common import Parser, add_run_options, run_trainer
 from aesthetic4k import families
 
 EXAMPLE = """example (a tiny run on the CPU):
@@ -123,23 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="faster, much more memory (checkpointing is on by default)")
     opt.add_argument("--seed", type=int, default=0, help="data order and noise (default 0)")
 
-    run = parser.add_argument_group("run")
-    run.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints (default 1000)")
-    run.add_argument("--keep-checkpoints", type=int, default=None, help="keep only the newest N checkpoints")
-    run.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
-                     help="continue from a checkpoint folder, or from the newest in --output-dir when no folder given")
+    run = add_run_options(parser, checkpoint_every=1000)
     run.add_argument("--cache-dir", default=None, help="cache text embeddings and latents here (reused by "
                      "later runs; with a full cache the text encoders and VAE stay on the CPU)")
-    run.add_argument("--on-bad-image", choices=["skip", "stop"], default="skip",
-                     help="missing or corrupt training image: skip it with a logged reason (default) or stop")
-    run.add_argument("--num-workers", type=int, default=4, help="image decoding threads (default 4)")
-    run.add_argument("--device", default=None, help="cpu to force the CPU (default: accelerate's choice)")
-    board = run.add_mutually_exclusive_group()
-    board.add_argument("--tensorboard", dest="tensorboard", action="store_true", default=None,
-                       help="write TensorBoard logs (default: when tensorboard is installed)")
-    board.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_stream_options(parser)
     return parser
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aesthetic4k.cli.common import Parser, add_stream_options, run_trainer
+from aesthetic4k.cli.common import Parser, add_run_options, run_trainer
 
 EXAMPLE = """example (a tiny run on the CPU; LPIPS weights by path):
   a4k-train-vae --base ./tiny-flux --data ./photos --output-dir runs/scvae --resolution 64 \\
@@ -82,25 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="faster, more memory (checkpointing is on by default)")
     opt.add_argument("--seed", type=int, default=0, help="data order, crops and noise (default 0)")
 
-    run = parser.add_argument_group("run")
+    run = add_run_options(parser, checkpoint_every=5000)
     run.add_argument("--weights", type=_weights, action="append", default=[], metavar="NAME=PATH",
                      help="an LPIPS weight file: vgg16=PATH (torchvision VGG16) or lpips-vgg=PATH (linear layers)")
     run.add_argument("--allow-download", action="store_true", default=None,
                      help="download missing LPIPS weights once (off by default)")
-    run.add_argument("--checkpoint-every", type=int, default=5000, help="steps between checkpoints (default 5000)")
-    run.add_argument("--keep-checkpoints", type=int, default=None, help="keep only the newest N checkpoints")
-    run.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
-                     help="continue from a checkpoint folder, or from the newest in --output-dir when no folder given")
-    run.add_argument("--on-bad-image", choices=["skip", "stop"], default="skip",
-                     help="missing or corrupt training image: skip it with a logged reason (default) or stop")
-    run.add_argument("--num-workers", type=int, default=4, help="image decoding threads (default 4)")
-    run.add_argument("--device", default=None, help="cpu to force the CPU (default: accelerate's choice)")
-    board = run.add_mutually_exclusive_group()
-    board.add_argument("--tensorboard", dest="tensorboard", action="store_true", default=None,
-                       help="write TensorBoard logs (default: when tensorboard is installed)")
-    board.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_stream_options(parser)
     return parser
 
 
