@@ -16,7 +16,7 @@ from torch import nn
 from torchmetrics import Metric
 
 from metrics.errors import MetricUnavailable, UserError
-from metrics.fid_resize import PROTOCOL_RESIZE, as_chw_uint8, check_protocol, shorter_side_center_crop, to_299
+from metrics.fid_resize import PROTOCOL_RESIZE, as_chw_uint8, check_protocol, to_299
 from metrics.inception import FEATURE_DIM, INPUT_SIZE, load_inception
 from metrics.patches import PATCH_RECIPE, crop_positions, extract_patches
 from metrics.pixel_input import DEFAULT_MAX_PIXELS, image_list, prepare_all
@@ -67,14 +67,14 @@ class InceptionFeatureExtractor(nn.Module):
 
     def prepare(self, image, key: Optional[str] = None) -> torch.Tensor:
         """One image -> (1 or P, 3, 299, 299) float32 inputs on the CPU."""
-        pixels = shorter_side_center_crop(as_chw_uint8(image), self.size)
+        pixels = as_chw_uint8(image)
         if self.patch_count <= 0:
-            return to_299(pixels, self.protocol).unsqueeze(0)
+            return to_299(pixels, self.protocol, self.size).unsqueeze(0)
         if key is None:
             raise ValueError("patch features need a key per image (its file stem) to seed the crops")
-        height, width = pixels.shape[-2:]
+        height, width = pixels.shape[-2:] if self.size is None else (self.size, self.size)
         positions = crop_positions(key, self.patch_seed, self.patch_count, height, width)
-        return extract_patches(pixels, positions)
+        return extract_patches(pixels, positions, self.size)
 
     @torch.inference_mode()
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:

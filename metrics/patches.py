@@ -13,6 +13,7 @@ Recipe (ours; docs/protocol.md s5 lists published alternatives):
 from __future__ import annotations
 
 import hashlib
+from typing import Optional
 
 import numpy as np
 import torch
@@ -36,7 +37,17 @@ def crop_positions(key: str, seed: int, count: int, height: int, width: int,
     return np.stack([tops, lefts], axis=1)
 
 
-def extract_patches(image: torch.Tensor, positions: np.ndarray, crop: int = INPUT_SIZE) -> torch.Tensor:
-    """(3, H, W) pixels and (P, 2) corners -> (P, 3, crop, crop) float32 patches."""
-    return torch.stack([image[:, top:top + crop, left:left + crop] for top, left in positions.tolist()]
+def extract_patches(image: torch.Tensor, positions: np.ndarray, size: Optional[int] = None,
+                    crop: int = INPUT_SIZE) -> torch.Tensor:
+    """(3, H, W) pixels and (P, 2) corners at ``size x size`` (step 1) -> (P, 3, crop, crop) float32 patches.
+
+    Only the patches' rows and columns of the resized image are computed (fid_resize.resized_pixels_at).
+    """
+    from metrics.fid_resize import resized_pixels_at
+
+    offsets = torch.arange(crop)
+    rows = (torch.as_tensor(positions[:, 0]).unsqueeze(1) + offsets).reshape(-1)
+    columns = (torch.as_tensor(positions[:, 1]).unsqueeze(1) + offsets).reshape(-1)
+    grid = resized_pixels_at(image, size, rows, columns)      # patch k is the k-th diagonal block
+    return torch.stack([grid[:, k * crop:(k + 1) * crop, k * crop:(k + 1) * crop] for k in range(len(positions))]
                        ).to(torch.float32)

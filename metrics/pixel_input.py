@@ -39,12 +39,21 @@ def read_pil_rgb(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
                 if width * height > max_pixels:
                     raise ImageError(path, f"{width}x{height} is {width * height / 1e6:.0f} megapixels, over the "
                                            f"limit of {max_pixels / 1e6:.0f} (--max-pixels)")
-                return np.array(image.convert("RGB"))
+                return pil_rgb_array(image)
     except ImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
         raise ImageError(path, f"cannot decode ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
                          ) from None
+
+
+def pil_rgb_array(image) -> np.ndarray:
+    """A PIL image's pixels as a writable H x W x 3 uint8 array, as ``np.array(image.convert("RGB"))``.
+
+    ``convert`` of an image already in RGB only copies it (a 4915 x 6431 reference: 0.3 s), so
+    that image is read directly.
+    """
+    return np.array(image if image.mode == "RGB" else image.convert("RGB"))
 
 
 def _is_tensor(value) -> bool:
@@ -67,7 +76,7 @@ def to_rgb(image, normalize: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS)
     if isinstance(image, (str, os.PathLike)):
         return read_pil_rgb(image, max_pixels)
     if type(image).__module__.startswith("PIL"):
-        return np.array(image.convert("RGB"))
+        return pil_rgb_array(image)
     if _is_tensor(image):
         if image.ndim != 3 or image.shape[0] != 3:
             raise UserError(f"expected a (3, H, W) image tensor, got shape {tuple(image.shape)}")

@@ -130,3 +130,34 @@ def test_channelwise_resize_equals_torchvision_on_the_whole_image():
     image = torch.randint(0, 256, (3, 530, 610), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
     whole = TF.center_crop(TF.resize(image, 301, interpolation=InterpolationMode.BILINEAR, antialias=True), [301, 301])
     assert torch.equal(shorter_side_center_crop(image, 301), whole)
+
+
+def _torchvision_size_and_crop(image, size):
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    resized = TF.resize(image, size, interpolation=InterpolationMode.BILINEAR, antialias=True)
+    return TF.center_crop(resized, [size, size])
+
+
+@pytest.mark.parametrize("height, width, size", [
+    (530, 610, 301),    # shrink by 1.76, landscape
+    (610, 530, 301),    # portrait
+    (1300, 1500, 301),  # shrink by 4.3: 11 taps per output
+    (200, 260, 301),    # grow
+    (301, 404, 301),    # no resize, crop only (odd offset)
+    (300, 300, 300),    # nothing to do
+])
+@pytest.mark.parametrize("layout", ["hwc", "chw"])
+def test_resized_pixels_at_are_torchvisions_pixels(height, width, size, layout):
+    """Only the wanted pixels of the resize are computed, and they are torchvision's to the bit."""
+    from metrics.fid_resize import resized_pixels_at, to_299, tf1_bilinear_resize
+
+    generator = torch.Generator().manual_seed(height * width)
+    hwc = torch.randint(0, 256, (height, width, 3), dtype=torch.uint8, generator=generator)
+    image = hwc.permute(2, 0, 1) if layout == "hwc" else hwc.permute(2, 0, 1).contiguous()
+    whole = _torchvision_size_and_crop(image, size)
+    rows = torch.randint(0, size, (40,), generator=generator)
+    columns = torch.cat([torch.randint(0, size, (30,), generator=generator), torch.tensor([0, size - 1, 0])])
+    assert torch.equal(resized_pixels_at(image, size, rows, columns), whole[:, rows][:, :, columns])
+    assert torch.equal(to_299(image, "paper", size), tf1_bilinear_resize(whole, 299, 299))
