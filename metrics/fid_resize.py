@@ -88,8 +88,8 @@ def _antialias_reads(in_size: int, out_size: int, outputs: torch.Tensor) -> torc
 
 
 def _pick(image: torch.Tensor, rows: torch.Tensor, columns: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``image[:, rows][:, :, columns]`` of a (C, H, W) tensor."""
-    if image.permute(1, 2, 0).is_contiguous():
+    """``image[..., rows, :][..., columns]`` of a (..., H, W) tensor."""
+    if image.ndim == 3 and image.permute(1, 2, 0).is_contiguous():
         # a decoded H x W x 3 array seen as (C, H, W): gathering whole rows there is 10x faster
         picked = image.permute(1, 2, 0).index_select(0, rows)
         if columns is not None:
@@ -116,10 +116,10 @@ def resized_pixels_at(image: torch.Tensor, size: Optional[int], rows: torch.Tens
     out_height, out_width = resized_shape(height, width, size)
     rows = rows + _crop_start(out_height, size)
     columns = columns + _crop_start(out_width, size)
-    wanted_rows, row_order = torch.unique(rows, return_inverse=True)
-    wanted_columns, column_order = torch.unique(columns, return_inverse=True)
     if (out_height, out_width) == (height, width):
         return _pick(image, rows, columns)
+    wanted_rows, row_order = torch.unique(rows, return_inverse=True)
+    wanted_columns, column_order = torch.unique(columns, return_inverse=True)
     read_rows = _antialias_reads(height, out_height, wanted_rows) if out_height != height else wanted_rows
     pixels = _pick(image, read_rows).unsqueeze(0).to(torch.float32)          # (1, C, read rows, W)
     interpolate = torch.nn.functional.interpolate
@@ -132,8 +132,6 @@ def resized_pixels_at(image: torch.Tensor, size: Optional[int], rows: torch.Tens
         tall[..., read_rows, :] = pixels
         pixels = interpolate(tall, size=(out_height, pixels.shape[-1]), mode="bilinear", antialias=True,
                              align_corners=False).index_select(-2, wanted_rows)
-    else:
-        pixels = pixels.index_select(-2, torch.searchsorted(read_rows, wanted_rows))
     # torchvision rounds its float result back to uint8 the same way
     pixels = pixels.squeeze(0).round_().to(torch.uint8)
     return pixels.index_select(-2, row_order).index_select(-1, column_order)
@@ -163,11 +161,7 @@ def tf1_bilinear_resize(image: torch.Tensor, out_height: int, out_width: int,
     x0, x1, wx = _tf1_axis(width, out_width)
     device = image.device
     rows, columns = torch.cat([y0, y1]).to(device), torch.cat([x0, x1]).to(device)
-    if size is None and image.ndim != 3:
-        picked = image.index_select(-2, rows).index_select(-1, columns)
-    else:
-        picked = resized_pixels_at(image, size, rows, columns)
-    picked = picked.to(torch.float32)
+    picked = resized_pixels_at(image, size, rows, columns).to(torch.float32)
     wx, wy = wx.to(device), wy.to(device).unsqueeze(-1)
     top_left, top_right = picked[..., :out_height, :out_width], picked[..., :out_height, out_width:]
     bottom_left, bottom_right = picked[..., out_height:, :out_width], picked[..., out_height:, out_width:]

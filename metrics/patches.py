@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from metrics.errors import UserError
+from metrics.fid_resize import resized_pixels_at
 from metrics.inception import INPUT_SIZE
 
 PATCH_RECIPE = ("P crops of 299x299 at size x size (after the same resize/crop), corners uniform from "
@@ -43,8 +44,6 @@ def extract_patches(image: torch.Tensor, positions: np.ndarray, size: Optional[i
 
     Only the patches' rows and columns of the resized image are computed (fid_resize.resized_pixels_at).
     """
-    from metrics.fid_resize import resized_pixels_at
-
     offsets = torch.arange(crop)
     rows = (torch.as_tensor(positions[:, 0]).unsqueeze(1) + offsets).reshape(-1)
     columns = (torch.as_tensor(positions[:, 1]).unsqueeze(1) + offsets).reshape(-1)
