@@ -23,7 +23,7 @@ from torchmetrics import Metric
 
 from metrics.clip_model import LoadedClip, encode_prepared, prepare_image, resolve_clip
 from metrics.errors import MetricUnavailable, UserError
-from metrics.pixel_input import DEFAULT_MAX_PIXELS, prepare_all
+from metrics.pixel_input import DEFAULT_MAX_PIXELS, embed_all
 from metrics.registry import METRICS
 
 HEAD_KEYS = frozenset(f"layers.{i}.{p}" for i in (0, 2, 4, 6, 7) for p in ("weight", "bias"))
@@ -159,7 +159,8 @@ class Aesthetics(Metric):
 
     def extract(self, images, keys=None) -> list[torch.Tensor]:
         """One (1, D) L2-normalised float32 embedding per image."""
-        return self.embed(prepare_all(images, self.prepare, None, self.normalize, self.max_pixels, self.workers))
+        return embed_all(images, self.prepare, self.embed, None, self.normalize, self.max_pixels, self.workers,
+                         self.batch_size)
 
     @torch.inference_mode()
     def scores_of(self, embeddings: torch.Tensor) -> torch.Tensor:

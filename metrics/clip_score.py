@@ -17,7 +17,7 @@ from torchmetrics import Metric
 
 from metrics.clip_model import LoadedClip, encode_prepared, prepare_image, resolve_clip
 from metrics.errors import UserError
-from metrics.pixel_input import DEFAULT_MAX_PIXELS, prepare_all
+from metrics.pixel_input import DEFAULT_MAX_PIXELS, embed_all
 from metrics.registry import METRICS
 
 
@@ -96,7 +96,8 @@ class CLIPScore(Metric):
 
     def extract(self, images, keys=None) -> list[torch.Tensor]:
         """One (1, D) image embedding per image (float32, not normalised)."""
-        return self.embed(prepare_all(images, self.prepare, None, self.normalize, self.max_pixels, self.workers))
+        return embed_all(images, self.prepare, self.embed, None, self.normalize, self.max_pixels, self.workers,
+                         self.batch_size)
 
     @torch.inference_mode()
     def _text_embeddings(self, texts: Sequence[str]) -> torch.Tensor:

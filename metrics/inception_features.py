@@ -19,7 +19,7 @@ from metrics.errors import MetricUnavailable, UserError
 from metrics.fid_resize import PROTOCOL_RESIZE, as_chw_uint8, check_protocol, to_299
 from metrics.inception import FEATURE_DIM, INPUT_SIZE, load_inception
 from metrics.patches import PATCH_RECIPE, crop_positions, extract_patches
-from metrics.pixel_input import DEFAULT_MAX_PIXELS, image_list, prepare_all
+from metrics.pixel_input import DEFAULT_MAX_PIXELS, image_list, embed_all
 
 _NETWORKS: dict = {}
 
@@ -199,12 +199,13 @@ class InceptionMetric(Metric):
     def extract(self, images, keys: Optional[Sequence[str]] = None) -> list[torch.Tensor]:
         """One (1 or P, 2048) feature tensor per image; with patches, ``keys`` (file stems) seed the crops.
 
-        Images are decoded and prepared in ``workers`` threads while holding one decoded image per
-        thread; the network then runs in batches of ``batch_size``.
+        Images are decoded and prepared in ``workers`` threads, one batch of ``batch_size`` ahead of
+        the network (pixel_input.prepared_batches): memory does not grow with the number of images.
         """
         if self.extractor.patch_count > 0 and keys is None:
             raise ValueError("patch features need a key per image (its file stem) to seed the crops")
-        return self.embed(prepare_all(images, self.prepare, keys, self.normalize, self.max_pixels, self.workers))
+        return embed_all(images, self.prepare, self.embed, keys, self.normalize, self.max_pixels, self.workers,
+                         self.extractor.batch_size)
 
     def update(self, images=None, real: bool = False, keys: Optional[Sequence[str]] = None,
                features=None) -> None:

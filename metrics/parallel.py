@@ -6,6 +6,7 @@ so threads run them in parallel without a worker process's start-up or pickling.
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 
@@ -25,3 +26,27 @@ def ordered_map(function, items, workers: int | None = None) -> list:
         return [function(item) for item in items]
     with ThreadPoolExecutor(min(workers, len(items))) as pool:
         return list(pool.map(function, items))
+
+
+def ordered_stream(function, items, workers: int | None = None, ahead: int = 1):
+    """Yield ``function(item)`` for ``items`` in input order, computed on ``workers`` threads at most
+    ``ahead`` items ahead of the consumer: the consumer's own work (a network on the previous
+    batch) overlaps with them, and results wait in memory only as far as ``ahead``."""
+    items = list(items)
+    workers = usable_cpus() if workers is None else max(1, int(workers))
+    if workers == 1 or len(items) < 2:
+        yield from (function(item) for item in items)
+        return
+    ahead = max(int(ahead), workers)
+    with ThreadPoolExecutor(min(workers, len(items))) as pool:
+        pending = deque()
+        try:
+            for item in items:
+                if len(pending) >= ahead:
+                    yield pending.popleft().result()
+                pending.append(pool.submit(function, item))
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:     # on an error or an early stop, start nothing more
+                future.cancel()

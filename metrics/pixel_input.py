@@ -105,15 +105,34 @@ def as_rgb_list(images, normalize: bool = False, max_pixels: int = DEFAULT_MAX_P
     return [to_rgb(image, normalize, max_pixels) for image in image_list(images)]
 
 
-def prepare_all(images, prepare, keys=None, normalize: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
-                workers: int | None = None) -> list:
-    """``prepare(rgb, key)`` of every image, decoded and prepared in threads; only ``workers`` decoded
-    images are alive at a time (a 4096 x 4096 image is 48 MB), the prepared inputs are small."""
-    from metrics.parallel import ordered_map
+def prepared_batches(images, prepare, keys=None, normalize: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
+                     workers: int | None = None, batch_size: int = 16):
+    """Yield lists of ``prepare(rgb, key)`` of the images, ``batch_size`` at a time, in input order.
+
+    Images are decoded and prepared in ``workers`` threads, up to one batch ahead: while the caller
+    runs its network on one batch, the next is being prepared. Only one decoded image per thread
+    is alive at a time (a 4096 x 4096 image is 48 MB) and at most two batches of prepared inputs,
+    whatever the number of images.
+    """
+    from metrics.parallel import ordered_stream
 
     images = image_list(images)
     keys = [None] * len(images) if keys is None else list(keys)
     if len(keys) != len(images):
         raise ValueError(f"{len(keys)} keys for {len(images)} images")
-    return ordered_map(lambda pair: prepare(to_rgb(pair[0], normalize, max_pixels), pair[1]),
-                       list(zip(images, keys)), workers)
+    batch = []
+    for prepared in ordered_stream(lambda pair: prepare(to_rgb(pair[0], normalize, max_pixels), pair[1]),
+                                   zip(images, keys), workers, ahead=batch_size):
+        batch.append(prepared)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def embed_all(images, prepare, embed, keys=None, normalize: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
+              workers: int | None = None, batch_size: int = 16) -> list:
+    """``embed(batch)`` of every batch of ``prepared_batches``, concatenated: one result per image."""
+    return [out for batch in prepared_batches(images, prepare, keys, normalize, max_pixels, workers, batch_size)
+            for out in embed(batch)]
