@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
@@ -28,8 +27,7 @@ from aesthetic4k.errors import ImageError, UserError
 from aesthetic4k.families.loading import VAE_MARKER
 from aesthetic4k.scvae import losses
 from aesthetic4k.scvae.config import RESUME_KEYS, VaeTrainConfig, VaeTrainResult, validate
-from aesthetic4k.training import checkpoints, run_log
-from aesthetic4k.training.checkpoints import TrainingInterrupted
+from aesthetic4k.training import checkpoints, loop, run_log
 from aesthetic4k.training.data import RecordStream, next_usable, random_crop, random_crop_draws
 from aesthetic4k.training.sources import open_images, stream_settings
 
@@ -305,52 +303,33 @@ class VaeTrainer:
     # -- the loop
 
     def run(self) -> VaeTrainResult:
-        import torch
-
         config = self.config
-        try:
-            self.setup()
-        except KeyboardInterrupt:
-            raise TrainingInterrupted("interrupted while loading; nothing was written") from None
-        except torch.OutOfMemoryError:
-            raise UserError("out of memory while loading the models; try a smaller --batch-size") from None
+        loop.set_up(self.setup, "out of memory while loading the models; try a smaller --batch-size")
         self.out.mkdir(parents=True, exist_ok=True)
         accelerator = self.accelerator
         result = VaeTrainResult(step=self.step, checkpoint=self.resume_from, skipped=self.skipped)
         log = run_log.StepLog(accelerator, self.out, LOG_COLUMNS, self.step, self.max_steps, config.tensorboard,
                               config.progress)
         images_per_step = 2 * config.batch_size * config.gradient_accumulation * accelerator.num_processes
-        last_saved = self.step if self.resume_from is not None else None
-        try:
-            with ThreadPoolExecutor(max_workers=max(1, config.num_workers)) as pool:
-                while self.step < self.max_steps:
-                    tick = time.perf_counter()
-                    values = self.train_step(pool)
-                    self.step += 1
-                    if not all(math.isfinite(v) for v in values.values()):
-                        raise UserError(f"a loss became non-finite at step {self.step} ({values}); lower "
-                                        "--learning-rate or use --mixed-precision no")
-                    row = {"step": self.step, **values, "lr": self.student_opt.param_groups[0]["lr"]}
-                    result.losses.append(dict(row))
-                    rate = images_per_step / max(time.perf_counter() - tick, 1e-9)
-                    log.record(self.step, row, values, rate, {"loss": f"{values['loss']:.4g}",
-                                                              "sc": f"{values['sc']:.3g}"})
-                    if self.step % config.checkpoint_every == 0 or self.step == self.max_steps:
-                        result.checkpoint = self.save_checkpoint()
-                        last_saved = self.step
-            if last_saved != self.step:
-                result.checkpoint = self.save_checkpoint()
-        except KeyboardInterrupt:
-            raise TrainingInterrupted.at(self.step, result.checkpoint) from None
-        except torch.OutOfMemoryError:
-            raise UserError(f"out of memory at step {self.step + 1} (resolution {config.resolution}, batch "
-                            f"{config.batch_size}): use a smaller --batch-size with more --gradient-accumulation, "
-                            "or --gradient-checkpointing") from None
-        finally:
-            self.images.close()
-            log.close()
-        result.step = self.step
-        return result
+
+        def step(pool) -> None:
+            tick = time.perf_counter()
+            values = self.train_step(pool)
+            self.step += 1
+            if not all(math.isfinite(v) for v in values.values()):
+                raise UserError(f"a loss became non-finite at step {self.step} ({values}); lower "
+                                "--learning-rate or use --mixed-precision no")
+            row = {"step": self.step, **values, "lr": self.student_opt.param_groups[0]["lr"]}
+            result.losses.append(dict(row))
+            rate = images_per_step / max(time.perf_counter() - tick, 1e-9)
+            log.record(self.step, row, values, rate, {"loss": f"{values['loss']:.4g}", "sc": f"{values['sc']:.3g}"})
+
+        def out_of_memory(at: int) -> str:
+            return (f"out of memory at step {at + 1} (resolution {config.resolution}, batch {config.batch_size}): "
+                    "use a smaller --batch-size with more --gradient-accumulation, or --gradient-checkpointing")
+
+        return loop.run_steps(self, result, log, self.max_steps, config.checkpoint_every, config.num_workers,
+                              step, out_of_memory)
 
 
 def train_vae(config: VaeTrainConfig) -> VaeTrainResult:

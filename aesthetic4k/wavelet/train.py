@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
 from aesthetic4k import families
 from aesthetic4k.errors import ImageError, UserError
-from aesthetic4k.training import checkpoints, run_log
-from aesthetic4k.training.checkpoints import TrainingInterrupted
+from aesthetic4k.training import checkpoints, loop, run_log
 from aesthetic4k.training.data import RecordStream, fitted_pixels, next_usable
 from aesthetic4k.training.sources import open_images, stream_settings
 from aesthetic4k.wavelet.config import (
@@ -344,62 +342,47 @@ class Trainer:
         import torch
 
         config = self.config
-        try:
-            self.setup()  # checks the options, data and model before anything is written
-        except KeyboardInterrupt:
-            raise TrainingInterrupted("interrupted while loading; nothing was written") from None
-        except torch.OutOfMemoryError:
-            raise UserError(f"out of memory while loading the model: {memory_advice(config)}") from None
+        # checks the options, data and model before anything is written
+        loop.set_up(self.setup, f"out of memory while loading the model: {memory_advice(config)}")
         self.out.mkdir(parents=True, exist_ok=True)
         accelerator = self.accelerator
         result = TrainResult(step=self.step, checkpoint=self.resume_from, skipped=self.skipped)
         log = run_log.StepLog(accelerator, self.out, LOG_COLUMNS, self.step, config.max_steps, config.tensorboard,
                               config.progress)
         images_per_step = config.batch_size * config.gradient_accumulation * accelerator.num_processes
-        last_saved = self.step if self.resume_from is not None else None
-        try:
-            with ThreadPoolExecutor(max_workers=max(1, config.num_workers)) as pool:
-                while self.step < config.max_steps:
-                    tick = time.perf_counter()
-                    losses, mses = [], []
-                    for _ in range(config.gradient_accumulation):
-                        batch = self.encode(self.next_examples(pool))
-                        with accelerator.accumulate(self.model):
-                            loss, mse = self.loss(batch)
-                            accelerator.backward(loss)
-                            if accelerator.sync_gradients and config.max_grad_norm > 0:
-                                accelerator.clip_grad_norm_(self.params, config.max_grad_norm)
-                            self.optimizer.step()
-                            self.optimizer.zero_grad(set_to_none=True)
-                        losses.append(loss.detach())
-                        mses.append(mse)
-                    self.step += 1
-                    step_loss = accelerator.reduce(torch.stack(losses).mean(), reduction="mean").item()
-                    step_mse = accelerator.reduce(torch.stack(mses).mean(), reduction="mean").item()
-                    if not math.isfinite(step_loss):
-                        raise UserError(f"the loss became {step_loss} at step {self.step}; lower --learning-rate "
-                                        "or use --mixed-precision bf16 instead of fp16")
-                    rate = images_per_step / max(time.perf_counter() - tick, 1e-9)
-                    result.losses.append((self.step, step_loss))
-                    log.record(self.step, {"loss": step_loss, "x0_mse": step_mse,
-                                           "lr": self.optimizer.param_groups[0]["lr"]},
-                               {"loss": step_loss, "x0_mse": step_mse, "images_per_s": rate}, rate,
-                               {"loss": f"{step_loss:.4g}", "img_s": f"{rate:.3g}"})
-                    if self.step % config.checkpoint_every == 0 or self.step == config.max_steps:
-                        result.checkpoint = self.save_checkpoint()
-                        last_saved = self.step
-            if last_saved != self.step:  # max_steps reached before this invocation: still leave a checkpoint
-                result.checkpoint = self.save_checkpoint()
-        except KeyboardInterrupt:
-            raise TrainingInterrupted.at(self.step, result.checkpoint) from None
-        except torch.OutOfMemoryError:
-            raise UserError(f"out of memory at step {self.step + 1} (resolution {self.height}x{self.width}, "
-                            f"batch {config.batch_size}): {memory_advice(config)}") from None
-        finally:
-            self.images.close()
-            log.close()
-        result.step = self.step
-        return result
+
+        def step(pool) -> None:
+            tick = time.perf_counter()
+            losses, mses = [], []
+            for _ in range(config.gradient_accumulation):
+                batch = self.encode(self.next_examples(pool))
+                with accelerator.accumulate(self.model):
+                    loss, mse = self.loss(batch)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and config.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(self.params, config.max_grad_norm)
+                    self.optimizer.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                losses.append(loss.detach())
+                mses.append(mse)
+            self.step += 1
+            step_loss = accelerator.reduce(torch.stack(losses).mean(), reduction="mean").item()
+            step_mse = accelerator.reduce(torch.stack(mses).mean(), reduction="mean").item()
+            if not math.isfinite(step_loss):
+                raise UserError(f"the loss became {step_loss} at step {self.step}; lower --learning-rate "
+                                "or use --mixed-precision bf16 instead of fp16")
+            rate = images_per_step / max(time.perf_counter() - tick, 1e-9)
+            result.losses.append((self.step, step_loss))
+            log.record(self.step, {"loss": step_loss, "x0_mse": step_mse, "lr": self.optimizer.param_groups[0]["lr"]},
+                       {"loss": step_loss, "x0_mse": step_mse, "images_per_s": rate}, rate,
+                       {"loss": f"{step_loss:.4g}", "img_s": f"{rate:.3g}"})
+
+        def out_of_memory(at: int) -> str:
+            return (f"out of memory at step {at + 1} (resolution {self.height}x{self.width}, "
+                    f"batch {config.batch_size}): {memory_advice(config)}")
+
+        return loop.run_steps(self, result, log, config.max_steps, config.checkpoint_every, config.num_workers,
+                              step, out_of_memory)
 
 
 def train(config: TrainConfig) -> TrainResult:
