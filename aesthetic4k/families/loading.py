@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aesthetic4k.errors import UserError
+from aesthetic4k.json_files import read_json_object
 
 MODEL_INDEX = "model_index.json"
 # owner/name as the hub spells repository ids (no path separators beyond the one slash).
@@ -210,12 +211,7 @@ def vae_folder(path) -> VaeFolder:
     marker: dict = {}
     for candidate in (weights / VAE_MARKER, weights.parent / VAE_MARKER):
         if candidate.is_file():
-            try:
-                marker = json.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, ValueError) as exc:
-                raise UserError(f"{candidate}: unreadable VAE marker ({exc})") from None
-            if not isinstance(marker, dict):
-                raise UserError(f"{candidate}: expected a JSON object like {{\"vae\": \"f16\"}}")
+            marker = read_json_object(candidate, "VAE marker", 'a JSON object like {"vae": "f16"}')
             break
     mode = str(marker.get("vae", "f16")).lower()
     if mode not in VAE_MODES:

@@ -13,7 +13,6 @@ generator to inspect its defaults or to resume a finished run costs nothing.
 from __future__ import annotations
 
 import inspect
-import json
 from pathlib import Path
 
 from aesthetic4k import families
@@ -22,6 +21,7 @@ from aesthetic4k.families.loading import (
     check_vae_fits, load_pipeline, local_folder, pipeline_class_name, vae_folder,
 )
 from aesthetic4k.generators.base import GeneratorOptions
+from aesthetic4k.json_files import read_json_object
 
 FLUX_4K_MODEL = "zhang0jhon/flux_wavelet"
 FLUX_BASE_MODEL = "black-forest-labs/FLUX.1-dev"
@@ -358,12 +358,7 @@ def read_wlf_marker(folder) -> dict:
     if not marker_path.is_file():
         raise UserError(f"{folder}: not an a4k-train checkpoint (no {WLF_MARKER}); "
                         "for a plain pipeline folder use --generator diffusers:<folder>")
-    try:
-        marker = json.loads(marker_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UserError(f"{marker_path}: unreadable checkpoint marker ({exc})") from None
-    if not isinstance(marker, dict):
-        raise UserError(f"{marker_path}: expected a JSON object with family, vae, partitions")
+    marker = read_json_object(marker_path, "checkpoint marker", "a JSON object with family, vae, partitions")
     # "model" is what checkpoints written before the family rename call it
     family = marker.get("family", marker.get("model"))
     if family not in families.FAMILIES:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from aesthetic4k.errors import UserError
+from aesthetic4k.json_files import read_json_object
 
 REPORT_FILE = "index.html"
 RUN_FILE = "run.json"
@@ -100,11 +101,8 @@ def load_report_folder(folder) -> StoredRun:
     if not path.exists():
         raise UserError(f"{folder}: no {RUN_FILE} in this folder (not a report, or written by an older "
                         "a4k-eval; re-run with --report)")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: cannot read ({exc})") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
+    document = read_json_object(path, "run report", "an aesthetic4k run report (a JSON object)")
+    if document.get("format") != FORMAT:
         raise UserError(f"{path}: not an aesthetic4k run report file")
     if document.get("version") != FORMAT_VERSION:
         raise UserError(f"{path}: report format version {document.get('version')!r}, this toolkit reads "
