@@ -68,6 +68,17 @@ class InProcess:
         pass
 
 
+def _top_up(pending: dict, queue: Iterator, limit: int, submit: Callable) -> None:
+    """Submit ``(index, arguments)`` from ``queue`` until ``limit`` tasks are pending (task -> index):
+    a small queue per worker, not the whole list."""
+    while len(pending) < limit:
+        nxt = next(queue, None)
+        if nxt is None:
+            return
+        index, arguments = nxt
+        pending[submit(arguments)] = index
+
+
 class ProcessPool:
     """``workers`` local processes (``--workers N``, default one per core), forked from a fork server.
 
@@ -103,12 +114,7 @@ class ProcessPool:
         queue = iter(enumerate(batches))
         try:
             while True:
-                while len(pending) < 2 * self.workers:  # a small queue per worker, not the whole list
-                    nxt = next(queue, None)
-                    if nxt is None:
-                        break
-                    index, arguments = nxt
-                    pending[executor.submit(function, *arguments)] = index
+                _top_up(pending, queue, 2 * self.workers, lambda arguments: executor.submit(function, *arguments))
                 if not pending:
                     return
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -174,12 +180,7 @@ class RayDistributor:
         queue = iter(enumerate(batches))
         try:
             while True:
-                while len(pending) < 2 * self.workers:
-                    nxt = next(queue, None)
-                    if nxt is None:
-                        break
-                    index, arguments = nxt
-                    pending[remote.remote(function, *arguments)] = index
+                _top_up(pending, queue, 2 * self.workers, lambda arguments: remote.remote(function, *arguments))
                 if not pending:
                     return
                 ready, _ = ray.wait(list(pending), num_returns=1)
