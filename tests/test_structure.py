@@ -134,3 +134,14 @@ def test_every_registered_metric_is_complete_and_runs_on_tiny_inputs(name, tmp_p
         values = metric.per_image_values()
         assert set(values) == set(info.per_image) and all(len(v) == 3 for v in values.values())
     assert isinstance(metric.provenance(), dict) and len(repr(metric)) < 120
+
+
+@pytest.mark.parametrize("command", ["train", "train_vae"])
+def test_trainer_help_does_not_import_torch(command):
+    import subprocess
+    import sys
+
+    code = (f"import sys; from aesthetic4k.cli import {command} as t; t.build_parser().format_help(); "
+            "print(any(m in sys.modules for m in ('torch', 'diffusers', 'transformers')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
