@@ -2,7 +2,6 @@
 in the diffusion generators and in a4k-train."""
 import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
