@@ -1,6 +1,6 @@
 """``a4k-check``: did a run get worse than its baseline, beyond a tolerance, on any metric?
 
-Each metric is judged in its own direction (``metrics.registry``): a lower GLCM Score is worse, a
+Each metric is judged in its own direction (``aesthetic4k_metrics.registry``): a lower GLCM Score is worse, a
 lower FID is better. "Worse by" is the change in the bad direction; a regression is a metric worse
 by more than its tolerance. Tolerances are absolute (``glcm_score=0.01``) or relative to the
 baseline value (``fid=2%``); a metric without one must not get worse at all.
@@ -13,8 +13,8 @@ from pathlib import Path
 
 from aesthetic4k.errors import UserError
 from aesthetic4k.results_schema import ResultRow, load_results
-from metrics.errors import did_you_mean
-from metrics.registry import METRICS, parse_metric_list
+from aesthetic4k_metrics.errors import did_you_mean
+from aesthetic4k_metrics.registry import METRICS, parse_metric_list
 
 BETTER, SAME, WITHIN, REGRESSION = "better", "same", "worse, within tolerance", "REGRESSION"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aesthetic4k.errors import UserError
 from aesthetic4k.results_schema import ResultRow, load_results
-from metrics.registry import METRICS, PUBLISHED
+from aesthetic4k_metrics.registry import METRICS, PUBLISHED
 
 DEFAULT_RESULTS_DIR = Path("leaderboards/results")
 DEFAULT_REPORTED = Path("leaderboards/reported.csv")

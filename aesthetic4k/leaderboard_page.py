@@ -21,7 +21,7 @@ from aesthetic4k.leaderboard import (DEFAULT_OUT_DIR, DEFAULT_REPORTED, DEFAULT_
                                      display_value, groups_of, is_best, is_noise, latest_date, metric_columns,
                                      metric_heading, protocol_label, render_markdown)
 from aesthetic4k.results_schema import ResultRow
-from metrics.registry import METRICS, PUBLISHED
+from aesthetic4k_metrics.registry import METRICS, PUBLISHED
 
 STYLE = """
 table.board { table-layout: auto; }

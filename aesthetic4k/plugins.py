@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 from aesthetic4k.errors import UserError
-from metrics.errors import did_you_mean, first_line
+from aesthetic4k_metrics.errors import did_you_mean, first_line
 
 
 @dataclass(frozen=True)

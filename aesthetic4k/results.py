@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aesthetic4k.atomic import atomic_path
 from aesthetic4k.errors import UserError
-from metrics.registry import PUBLISHED, result_columns
+from aesthetic4k_metrics.registry import PUBLISHED, result_columns
 
 KEY_COLUMNS = ["generator", "dataset", "size"]
 # The columns docs/design.md promises, in this order, first in every file; then the extras.

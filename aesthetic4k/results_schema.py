@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aesthetic4k.errors import UserError
-from metrics.registry import METRICS
+from aesthetic4k_metrics.registry import METRICS
 
 
 @dataclass(frozen=True)

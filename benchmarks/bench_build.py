@@ -31,7 +31,7 @@ def photos() -> Path:
     from PIL import Image
 
     from benchmarks.wallpapers import unpacked
-    from metrics.cache import cache_root
+    from aesthetic4k_metrics.cache import cache_root
 
     folder = cache_root() / "bench-photos"
     if folder.is_dir() and any(folder.iterdir()):

@@ -139,8 +139,8 @@ def whole_process(sets: dict, out_dir: Path) -> None:
 def in_process(sets: dict, workers: int) -> None:
     import cv2
 
-    from metrics.detail import measure_files, measure_image
-    from metrics.glcm import glcm_patch_scores
+    from aesthetic4k_metrics.detail import measure_files, measure_image
+    from aesthetic4k_metrics.glcm import glcm_patch_scores
     from tests.glcm_reference import reference_patches
 
     print(f"\nIn one process, per image, decoding included (scikit-image timed on some patch rows, scaled); "
@@ -175,7 +175,7 @@ def in_process(sets: dict, workers: int) -> None:
 
 
 def _fork_measure(path):
-    from metrics.detail import measure_image
+    from aesthetic4k_metrics.detail import measure_image
 
     return measure_image(path, jpeg_mode="jpeg95").glcm_score
 
@@ -183,7 +183,7 @@ def _fork_measure(path):
 def parallelism(sets: dict, workers: int) -> None:
     import multiprocessing
 
-    from metrics.detail import measure_files
+    from aesthetic4k_metrics.detail import measure_files
 
     paths = sorted(sets["eight"].glob("*.jpg")) * 2
     timings = {}
@@ -205,19 +205,19 @@ def start_up(sets: dict) -> None:
     image = str(sorted(sets["one"].glob("*.jpg"))[0])
     timer = "import time; t = time.perf_counter(); import {}; print(time.perf_counter() - t)"
     rows = [("interpreter alone (python -c pass)", _process([sys.executable, "-c", "pass"], REPEATS)[0])]
-    for module in ("metrics", "aesthetic4k.cli.eval"):
+    for module in ("aesthetic4k_metrics", "aesthetic4k.cli.eval"):
         best = min(float(subprocess.run([sys.executable, "-c", timer.format(module)], cwd=REPO, capture_output=True,
                                         text=True).stdout) for _ in range(REPEATS))
         rows.append((f"import {module} (in-process)", best))
     load = ("import time; t = time.perf_counter(); import numpy as np; "
-            "from metrics import glcm_kernels, native_kernels; "
+            "from aesthetic4k_metrics import glcm_kernels, native_kernels; "
             "k = native_kernels.load(glcm_kernels, prefer='{}'); glcm_kernels.self_test(k); "
             "print(time.perf_counter() - t)")
     for prefer, label in (("native", "machine code from its cache file"), ("numba", "numba's own on-disk cache")):
         best = min(float(subprocess.run([sys.executable, "-c", load.format(prefer)], cwd=REPO, capture_output=True,
                                         text=True).stdout) for _ in range(REPEATS))
         rows.append((f"GLCM kernels ready in a new process: {label} (in-process)", best))
-    first = ("import sys; from metrics.detail import measure_files; "
+    first = ("import sys; from aesthetic4k_metrics.detail import measure_files; "
              "print(next(measure_files([sys.argv[1]], jpeg_mode='file')).glcm_score)")
     rows.append(("new process, first image scored (whole process)",
                  _process([sys.executable, "-c", first, image], REPEATS)[0]))
@@ -230,7 +230,7 @@ def start_up(sets: dict) -> None:
 def properties(sets: dict) -> None:
     import cv2
 
-    from metrics.glcm import PROPERTIES, glcm_patch_properties
+    from aesthetic4k_metrics.glcm import PROPERTIES, glcm_patch_properties
     from tests.glcm_reference import reference_patches
 
     path = sorted(sets["eight"].glob("*.jpg"))[0]
@@ -250,8 +250,8 @@ def properties(sets: dict) -> None:
 
 def run() -> None:
     from benchmarks.wallpapers import PACKAGES, Unavailable, square_set
-    from metrics.detail import usable_cpus
-    from metrics.glcm import kernels
+    from aesthetic4k_metrics.detail import usable_cpus
+    from aesthetic4k_metrics.glcm import kernels
 
     try:
         sets = {"one": square_set(2048, 1, 1600), "eight": square_set(2048, 8, 1600),

@@ -9,7 +9,7 @@ x size, like Aesthetic-4K's non-square references). Each implementation runs in 
   Inception weights (mapped into torch-fidelity's layout), fed one image at a time after the
   paper's resize (Pillow decode, torchvision bilinear shorter side to size with antialias, centre
   crop): what a user of the upstream script runs;
-- ``aesthetic4k``: ``metrics.FID(batch_size=8)`` fed each side's file paths in one call: images
+- ``aesthetic4k``: ``aesthetic4k_metrics.FID(batch_size=8)`` fed each side's file paths in one call: images
   decoded and prepared in threads one batch ahead of the network (one decoded image per thread).
 
 Printed per implementation: the whole process's wall time (interpreter start, imports, model
@@ -47,7 +47,7 @@ def _worker(impl: str, size: int, count: int, weights_file: str) -> dict:
     generated, references = _sets(size, count)
     start = time.perf_counter()
     if impl == "aesthetic4k":
-        from metrics.fid import FID
+        from aesthetic4k_metrics.fid import FID
 
         metric = FID(size=size, protocol="paper", batch_size=BATCH)
         ready = time.perf_counter()
@@ -78,8 +78,8 @@ def _worker(impl: str, size: int, count: int, weights_file: str) -> dict:
 def _mapped_weights(folder: Path) -> str:
     import torch
 
-    from metrics.inception import torchscript_to_fidelity
-    from metrics.inception_features import default_inception
+    from aesthetic4k_metrics.inception import torchscript_to_fidelity
+    from aesthetic4k_metrics.inception_features import default_inception
 
     state = torchscript_to_fidelity(default_inception().net.state_dict())
     state["fc.weight"], state["fc.bias"] = torch.zeros(1008, 2048), torch.zeros(1008)

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from metrics.detail import CompressionRatio, GLCMScore, measure_files
+from aesthetic4k_metrics.detail import CompressionRatio, GLCMScore, measure_files
 
 
 def main(folder: str) -> dict:

@@ -9,27 +9,27 @@ saved statistics): ``compute_fid``, ``compute_kid``, ``save_reference_stats``.
 """
 from importlib import import_module
 
-from metrics.compression import jpeg_size
-from metrics.glcm import glcm_score
-from metrics.registry import METRICS
+from aesthetic4k_metrics.compression import jpeg_size
+from aesthetic4k_metrics.glcm import glcm_score
+from aesthetic4k_metrics.registry import METRICS
 
-# name -> module; resolved lazily so that `import metrics` stays light (and never imports torch)
+# name -> module; resolved lazily so that `import aesthetic4k_metrics` stays light (and never imports torch)
 _LAZY = {
-    "GLCMScore": "metrics.detail",
-    "CompressionRatio": "metrics.detail",
-    "DetailMeasurement": "metrics.detail",
-    "measure_files": "metrics.detail",
-    "as_torchmetric": "metrics.detail_torch",
-    "FID": "metrics.fid",
-    "KID": "metrics.kid",
-    "PatchFID": "metrics.fid",
-    "PatchKID": "metrics.kid",
-    "CLIPScore": "metrics.clip_score",
-    "Aesthetics": "metrics.aesthetics",
-    "compute_fid": "metrics.folders",
-    "compute_kid": "metrics.folders",
-    "save_reference_stats": "metrics.folders",
-    "MetricSettings": "metrics.settings",
+    "GLCMScore": "aesthetic4k_metrics.detail",
+    "CompressionRatio": "aesthetic4k_metrics.detail",
+    "DetailMeasurement": "aesthetic4k_metrics.detail",
+    "measure_files": "aesthetic4k_metrics.detail",
+    "as_torchmetric": "aesthetic4k_metrics.detail_torch",
+    "FID": "aesthetic4k_metrics.fid",
+    "KID": "aesthetic4k_metrics.kid",
+    "PatchFID": "aesthetic4k_metrics.fid",
+    "PatchKID": "aesthetic4k_metrics.kid",
+    "CLIPScore": "aesthetic4k_metrics.clip_score",
+    "Aesthetics": "aesthetic4k_metrics.aesthetics",
+    "compute_fid": "aesthetic4k_metrics.folders",
+    "compute_kid": "aesthetic4k_metrics.folders",
+    "save_reference_stats": "aesthetic4k_metrics.folders",
+    "MetricSettings": "aesthetic4k_metrics.settings",
 }
 
 __all__ = ["glcm_score", "jpeg_size", "METRICS", *_LAZY]
@@ -38,4 +38,4 @@ __all__ = ["glcm_score", "jpeg_size", "METRICS", *_LAZY]
 def __getattr__(name):
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'metrics' has no attribute {name!r}")
+    raise AttributeError(f"module 'aesthetic4k_metrics' has no attribute {name!r}")

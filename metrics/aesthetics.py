@@ -21,10 +21,10 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
-from metrics.clip_model import LoadedClip, encode_prepared, prepare_image, resolve_clip
-from metrics.errors import MetricUnavailable, UserError
-from metrics.pixel_input import DEFAULT_MAX_PIXELS, embed_all
-from metrics.registry import METRICS
+from aesthetic4k_metrics.clip_model import LoadedClip, encode_prepared, prepare_image, resolve_clip
+from aesthetic4k_metrics.errors import MetricUnavailable, UserError
+from aesthetic4k_metrics.pixel_input import DEFAULT_MAX_PIXELS, embed_all
+from aesthetic4k_metrics.registry import METRICS
 
 HEAD_KEYS = frozenset(f"layers.{i}.{p}" for i in (0, 2, 4, 6, 7) for p in ("weight", "bias"))
 
@@ -84,8 +84,8 @@ def normalize_embeddings(embeddings: torch.Tensor, precision: str) -> torch.Tens
 
 
 def resolve_head(settings=None, head=None, device="cpu") -> AestheticHead:
-    """The head file resolved by ``metrics.weights`` (an explicit path wins), sha256-checked."""
-    from metrics import weights
+    """The head file resolved by ``aesthetic4k_metrics.weights`` (an explicit path wins), sha256-checked."""
+    from aesthetic4k_metrics import weights
 
     explicit = str(head) if head else (settings.weights.get("aesthetic-head") if settings else None)
     try:

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import torch
 
-from metrics.errors import MetricUnavailable, UserError, first_line
+from aesthetic4k_metrics.errors import MetricUnavailable, UserError, first_line
 
 _LOADED: dict = {}
 
@@ -72,7 +72,7 @@ def load_clip(model_name: str, checkpoint, device="cpu", quick_gelu: Optional[bo
         raise UserError(f"unknown CLIP precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     import open_clip
 
-    from metrics.inception import is_torchscript
+    from aesthetic4k_metrics.inception import is_torchscript
 
     checkpoint = Path(checkpoint)
     if model_name not in open_clip.list_models():
@@ -99,12 +99,12 @@ def load_clip(model_name: str, checkpoint, device="cpu", quick_gelu: Optional[bo
 
 
 def resolve_clip(model_name: str, settings=None, checkpoint=None, precision: str = "fp32") -> LoadedClip:
-    """open_clip ``model_name`` with weights from ``checkpoint`` or resolved by ``metrics.weights``.
+    """open_clip ``model_name`` with weights from ``checkpoint`` or resolved by ``aesthetic4k_metrics.weights``.
 
-    With ``settings`` (metrics.settings.MetricSettings) a missing weight or package is a
+    With ``settings`` (aesthetic4k_metrics.settings.MetricSettings) a missing weight or package is a
     ``MetricUnavailable``: a run reports it and goes on.
     """
-    from metrics import weights
+    from aesthetic4k_metrics import weights
 
     name = weights.clip_weight_name(model_name)
     explicit = str(checkpoint) if checkpoint else (settings.weights.get(name) if settings else None)

@@ -15,10 +15,10 @@ from typing import Optional, Sequence, Union
 import torch
 from torchmetrics import Metric
 
-from metrics.clip_model import LoadedClip, encode_prepared, prepare_image, resolve_clip
-from metrics.errors import UserError
-from metrics.pixel_input import DEFAULT_MAX_PIXELS, embed_all
-from metrics.registry import METRICS
+from aesthetic4k_metrics.clip_model import LoadedClip, encode_prepared, prepare_image, resolve_clip
+from aesthetic4k_metrics.errors import UserError
+from aesthetic4k_metrics.pixel_input import DEFAULT_MAX_PIXELS, embed_all
+from aesthetic4k_metrics.registry import METRICS
 
 
 def clip_score_from_embeddings(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:

@@ -37,7 +37,7 @@ def jpeg_bytes_of_rgb(rgb: np.ndarray, quality: int = 95) -> int:
 
 def jpeg_size(image, quality: int = 95, *, max_pixels: int | None = None) -> int:
     """JPEG size in bytes of one image (a path or an H x W x 3 uint8 RGB array), re-encoded in memory."""
-    from metrics.image_input import DEFAULT_MAX_PIXELS, read_rgb
+    from aesthetic4k_metrics.image_input import DEFAULT_MAX_PIXELS, read_rgb
 
     return jpeg_bytes_of_rgb(read_rgb(image, DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels), quality)
 

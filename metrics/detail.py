@@ -9,7 +9,7 @@ measurement with ``error`` set instead of an exception, so a run can skip it and
 
 :class:`GLCMScore` and :class:`CompressionRatio` have the torchmetrics shape (``update``,
 ``compute``, ``reset``, ``per_image``, ``higher_is_better``) without importing torch; their
-``add`` takes measurements, so one pass feeds both. ``metrics.as_torchmetric(metric)`` gives a torchmetrics
+``add`` takes measurements, so one pass feeds both. ``aesthetic4k_metrics.as_torchmetric(metric)`` gives a torchmetrics
 ``Metric`` (for ``MetricCollection`` or state synchronisation across processes).
 """
 from __future__ import annotations
@@ -22,11 +22,11 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from metrics.compression import MODES, compression_ratio, encoder_settings, jpeg_bytes_of_rgb
-from metrics.errors import ImageError
-from metrics.image_input import DEFAULT_MAX_PIXELS, bgr_to_rgb, display_path, read_image, to_gray
-from metrics.parallel import usable_cpus
-from metrics.registry import METRICS
+from aesthetic4k_metrics.compression import MODES, compression_ratio, encoder_settings, jpeg_bytes_of_rgb
+from aesthetic4k_metrics.errors import ImageError
+from aesthetic4k_metrics.image_input import DEFAULT_MAX_PIXELS, bgr_to_rgb, display_path, read_image, to_gray
+from aesthetic4k_metrics.parallel import usable_cpus
+from aesthetic4k_metrics.registry import METRICS
 
 GLCM_PROPS = ("entropy", "contrast", "dissimilarity", "homogeneity", "energy", "correlation", "ASM")
 
@@ -72,7 +72,7 @@ def measure_image(image, *, glcm: bool = True, prop: str = "entropy", jpeg_mode:
                   quality: int = 95, keep_patches: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
                   threads: int = 1) -> DetailMeasurement:
     """Measure one image (a path, or an H x W x 3 uint8 RGB array); a bad file raises ImageError."""
-    from metrics.glcm import patch_values
+    from aesthetic4k_metrics.glcm import patch_values
 
     _check_options(prop, jpeg_mode)
     is_file = isinstance(image, (str, bytes, os.PathLike))
@@ -208,7 +208,7 @@ class _DetailMetric:
 
     @classmethod
     def from_settings(cls, settings):
-        """Built for a run (metrics.settings.MetricSettings)."""
+        """Built for a run (aesthetic4k_metrics.settings.MetricSettings)."""
         if cls is CompressionRatio:
             return cls(mode=settings.cr_mode, max_pixels=settings.max_pixels)
         return cls(max_pixels=settings.max_pixels)

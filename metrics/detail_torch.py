@@ -1,7 +1,7 @@
 """torchmetrics ``Metric`` versions of the fine-detail metrics, made by ``as_torchmetric(metric)``
-(also ``metrics.as_torchmetric``).
+(also ``aesthetic4k_metrics.as_torchmetric``).
 
-They measure with the torch-free classes of :mod:`metrics.detail` and keep their values in
+They measure with the torch-free classes of :mod:`aesthetic4k_metrics.detail` and keep their values in
 torchmetrics states, so they work in a ``MetricCollection`` and synchronise across processes
 (per-image lists are concatenated, byte counts too).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric
 
-from metrics.detail import CompressionRatio, GLCMScore
+from aesthetic4k_metrics.detail import CompressionRatio, GLCMScore
 
 
 class TorchGLCMScore(Metric):
@@ -35,7 +35,7 @@ class TorchGLCMScore(Metric):
         self.scores.append(torch.as_tensor(scores, dtype=torch.float64))
 
     def add(self, measurements) -> None:
-        """Add measurements from :func:`metrics.detail.measure_files`."""
+        """Add measurements from :func:`aesthetic4k_metrics.detail.measure_files`."""
         self.update(measurements=measurements)
 
     def per_image(self) -> torch.Tensor:
@@ -78,7 +78,7 @@ class TorchCompressionRatio(Metric):
         self.image_bytes.append(torch.as_tensor(compressed, dtype=torch.int64))
 
     def add(self, measurements) -> None:
-        """Add measurements from :func:`metrics.detail.measure_files`."""
+        """Add measurements from :func:`aesthetic4k_metrics.detail.measure_files`."""
         self.update(measurements=measurements)
 
     def provenance(self) -> dict:
@@ -90,7 +90,7 @@ class TorchCompressionRatio(Metric):
 
 
 def as_torchmetric(metric):
-    """A torchmetrics version of a :mod:`metrics.detail` metric, holding the values it has so far."""
+    """A torchmetrics version of a :mod:`aesthetic4k_metrics.detail` metric, holding the values it has so far."""
     if isinstance(metric, GLCMScore):
         out = TorchGLCMScore(metric.prop, workers=metric.workers, max_pixels=metric.max_pixels)
         if len(metric.per_image()):

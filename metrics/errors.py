@@ -1,4 +1,4 @@
-"""The exceptions of the toolkit, defined here so that ``metrics`` depends on nothing else.
+"""The exceptions of the toolkit, defined here so that ``aesthetic4k_metrics`` depends on nothing else.
 
 ``UserError`` is bad input or a missing resource: its message is complete and is shown as is,
 in one line, without a traceback (the command-line tools exit with status 2). ``aesthetic4k``

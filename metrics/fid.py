@@ -12,8 +12,8 @@ import math
 import numpy as np
 import torch
 
-from metrics.inception_features import InceptionMetric
-from metrics.registry import METRICS
+from aesthetic4k_metrics.inception_features import InceptionMetric
+from aesthetic4k_metrics.registry import METRICS
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:

@@ -18,8 +18,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from metrics.errors import UserError
-from metrics.inception import INPUT_SIZE
+from aesthetic4k_metrics.errors import UserError
+from aesthetic4k_metrics.inception import INPUT_SIZE
 
 PROTOCOLS = ("paper", "clean")
 # each protocol's whole resize chain in words, recorded next to its numbers

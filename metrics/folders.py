@@ -1,8 +1,8 @@
 """FID and KID between two folders of images, or a folder and saved statistics, in one call.
 
-    metrics.compute_fid("generated/", "real/", size=2048)
-    metrics.compute_fid("generated/", "real-2048.npz", size=2048)
-    metrics.save_reference_stats("real/", "real-2048.npz", size=2048)
+    aesthetic4k_metrics.compute_fid("generated/", "real/", size=2048)
+    aesthetic4k_metrics.compute_fid("generated/", "real-2048.npz", size=2048)
+    aesthetic4k_metrics.save_reference_stats("real/", "real-2048.npz", size=2048)
 
 Every image file of a folder (sorted by name, hidden files skipped) is read with Pillow as the
 network-based metrics read files (metrics/pixel_input.py), streamed in batches.
@@ -12,13 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Union
 
-from metrics.errors import UserError
+from aesthetic4k_metrics.errors import UserError
 
 Source = Union[str, Path, list]
 
 
 def image_files(folder) -> list[Path]:
-    from metrics.image_input import is_image_file
+    from aesthetic4k_metrics.image_input import is_image_file
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -47,7 +47,7 @@ def _metric(cls, size, protocol, batch_size, feature, device, **extra):
 
 def _fill(metric, generated: Source, reference: Source, batch_size: int):
     if isinstance(reference, (str, Path)) and str(reference).endswith(".npz"):
-        from metrics.reference_stats import ReferenceStats
+        from aesthetic4k_metrics.reference_stats import ReferenceStats
 
         metric.add_reference(ReferenceStats.load(reference))
     else:
@@ -62,7 +62,7 @@ def compute_fid(generated: Source, reference: Source, size: Optional[int] = 2048
 
     ``patch_count`` > 0 gives patch-FID over that many seeded 299 x 299 crops per image.
     """
-    from metrics.fid import FID, PatchFID
+    from aesthetic4k_metrics.fid import FID, PatchFID
 
     cls = PatchFID if patch_count else FID
     extra = {"patch_count": patch_count, "patch_seed": patch_seed} if patch_count else {}
@@ -74,7 +74,7 @@ def compute_kid(generated: Source, reference: Source, size: Optional[int] = 2048
                 batch_size: int = 16, feature=2048, device="cpu", subsets: int = 100, subset_size: int = 1000,
                 seed: int = 0) -> tuple[float, float]:
     """KID (mean, std over subsets) of generated images against real images or reference statistics."""
-    from metrics.kid import KID
+    from aesthetic4k_metrics.kid import KID
 
     metric = _fill(_metric(KID, size, protocol, batch_size, feature, device, subsets=subsets,
                            subset_size=subset_size, seed=seed), generated, reference, batch_size)
@@ -86,8 +86,8 @@ def save_reference_stats(reference: Source, path, size: Optional[int] = 2048, pr
                          batch_size: int = 16, feature=2048, device="cpu", patch_count: int = 0,
                          patch_seed: int = 0):
     """Compute the Inception features of real images once and save them (metrics/reference_stats.py)."""
-    from metrics.kid import KID, PatchKID
-    from metrics.reference_stats import ReferenceStats, new_meta
+    from aesthetic4k_metrics.kid import KID, PatchKID
+    from aesthetic4k_metrics.reference_stats import ReferenceStats, new_meta
 
     full = _metric(KID, size, protocol, batch_size, feature, device)
     count = _feed(full, reference, True, batch_size)

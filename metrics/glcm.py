@@ -1,7 +1,7 @@
 """GLCM Score (Aesthetic-4K, docs/protocol.md section 3) and the classic GLCM properties.
 
-What is computed and how fast is explained in :mod:`metrics.glcm_kernels` (the compiled
-kernels) and :mod:`metrics.native_kernels` (how a new process gets them without compiling).
+What is computed and how fast is explained in :mod:`aesthetic4k_metrics.glcm_kernels` (the compiled
+kernels) and :mod:`aesthetic4k_metrics.native_kernels` (how a new process gets them without compiling).
 This module cuts an image into bands of patch rows and runs the kernels on them, on threads
 when asked (the kernels release the GIL).
 """
@@ -11,15 +11,15 @@ from functools import lru_cache
 
 import numpy as np
 
-from metrics import glcm_kernels as _geometry
-from metrics.glcm_kernels import ANGLES, DISTANCES, LEVELS, PATCH, PROPERTIES, pixel_offsets  # noqa: F401
+from aesthetic4k_metrics import glcm_kernels as _geometry
+from aesthetic4k_metrics.glcm_kernels import ANGLES, DISTANCES, LEVELS, PATCH, PROPERTIES, pixel_offsets  # noqa: F401
 
 PROPERTY_DECIMALS = 4  # the authors' script rounds each distance/angle value of a property to 4 decimals
 
 
 def kernels():
-    """The compiled kernels (loaded on first use; see :mod:`metrics.native_kernels`)."""
-    from metrics import native_kernels
+    """The compiled kernels (loaded on first use; see :mod:`aesthetic4k_metrics.native_kernels`)."""
+    from aesthetic4k_metrics import native_kernels
 
     return native_kernels.load(_geometry)
 
@@ -41,7 +41,7 @@ def patch_grid(gray: np.ndarray) -> tuple[int, int]:
         raise ValueError(f"expected a 2-D uint8 grey image, got {gray.dtype} {gray.shape}")
     rows, cols = gray.shape[0] // PATCH, gray.shape[1] // PATCH
     if rows == 0 or cols == 0:
-        from metrics.errors import ImageError
+        from aesthetic4k_metrics.errors import ImageError
 
         raise ImageError("<image>", f"{gray.shape[1]}x{gray.shape[0]} is smaller than one {PATCH}x{PATCH} patch")
     return rows, cols
@@ -108,7 +108,7 @@ def glcm_score(image, prop: str = "entropy", *, max_pixels: int | None = None) -
 
     ``prop="entropy"`` is the published score; the six classic properties are variants.
     """
-    from metrics.image_input import DEFAULT_MAX_PIXELS, read_image, to_gray
+    from aesthetic4k_metrics.image_input import DEFAULT_MAX_PIXELS, read_image, to_gray
 
     decoded = read_image(image, max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
     return float(np.mean(patch_values(to_gray(decoded.bgr), prop)))

@@ -26,7 +26,7 @@ benchmark pictures, 7% slower on pure noise).
 
 How the kernels are compiled and reused. The functions marked ``@_kernel`` are plain Python
 here, so importing this module does not import numba; :func:`jitted` turns them into numba
-functions (``nogil``: callers run them on threads). :mod:`metrics.native_kernels` compiles the
+functions (``nogil``: callers run them on threads). :mod:`aesthetic4k_metrics.native_kernels` compiles the
 two pointer-taking entry points once into machine code, keeps it in a cache file and loads it
 in later processes without numba; when that is not possible the numba functions are called
 directly (numba's own on-disk cache, ``cache=True``). The kernels allocate nothing: every

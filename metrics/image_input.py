@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from metrics.errors import ImageError
-from metrics.native_stderr import decoder_messages_hidden
+from aesthetic4k_metrics.errors import ImageError
+from aesthetic4k_metrics.native_stderr import decoder_messages_hidden
 
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV's own warnings ("[ WARN:0@...") off the terminal
 

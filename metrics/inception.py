@@ -20,7 +20,7 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from metrics.errors import UserError
+from aesthetic4k_metrics.errors import UserError
 
 INPUT_SIZE = 299
 FEATURE_DIM = 2048

@@ -15,18 +15,18 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
-from metrics.errors import MetricUnavailable, UserError
-from metrics.fid_resize import PROTOCOL_RESIZE, as_chw_uint8, check_protocol, to_299
-from metrics.inception import FEATURE_DIM, INPUT_SIZE, load_inception
-from metrics.patches import PATCH_RECIPE, crop_positions, extract_patches
-from metrics.pixel_input import DEFAULT_MAX_PIXELS, image_list, embed_all
+from aesthetic4k_metrics.errors import MetricUnavailable, UserError
+from aesthetic4k_metrics.fid_resize import PROTOCOL_RESIZE, as_chw_uint8, check_protocol, to_299
+from aesthetic4k_metrics.inception import FEATURE_DIM, INPUT_SIZE, load_inception
+from aesthetic4k_metrics.patches import PATCH_RECIPE, crop_positions, extract_patches
+from aesthetic4k_metrics.pixel_input import DEFAULT_MAX_PIXELS, image_list, embed_all
 
 _NETWORKS: dict = {}
 
 
 def inception_network(resolved, device="cpu") -> nn.Module:
     """The network of a resolved Inception weight file, loaded once per process and device."""
-    from metrics import weights
+    from aesthetic4k_metrics import weights
 
     skeleton = weights.package_path(*weights.SPECS["inception"].package_file)
     key = (str(resolved.path), str(device))
@@ -36,8 +36,8 @@ def inception_network(resolved, device="cpu") -> nn.Module:
 
 
 def default_inception(path: Optional[Union[str, Path]] = None, device="cpu") -> nn.Module:
-    """The FID Inception resolved by ``metrics.weights`` (or from ``path``)."""
-    from metrics import weights
+    """The FID Inception resolved by ``aesthetic4k_metrics.weights`` (or from ``path``)."""
+    from aesthetic4k_metrics import weights
 
     return inception_network(weights.resolve("inception", str(path) if path else None), device)
 
@@ -103,7 +103,7 @@ class InceptionMetric(Metric):
     """Base of FID/KID: owns the extractor; subclasses keep features in ``_accumulate`` / ``_real_state``.
 
     ``feature`` follows torchmetrics: ``2048`` (the TF-FID Inception resolved by
-    ``metrics.weights``), an ``nn.Module`` mapping (N, 3, 299, 299) [0, 255] inputs to features,
+    ``aesthetic4k_metrics.weights``), an ``nn.Module`` mapping (N, 3, 299, 299) [0, 255] inputs to features,
     or a path to a weight file. ``normalize=True`` takes float images in [0, 1];
     ``reset_real_features=False`` keeps the real side across ``reset()``.
     """
@@ -147,7 +147,7 @@ class InceptionMetric(Metric):
         raise NotImplementedError
 
     def _resolved_network(self, path):
-        from metrics import weights
+        from aesthetic4k_metrics import weights
 
         resolved = weights.resolve("inception", str(path) if path else None)
         self.weight_sha256 = weights.sha256_of(resolved.path)
@@ -156,8 +156,8 @@ class InceptionMetric(Metric):
 
     @classmethod
     def from_settings(cls, settings, **extra):
-        """Built for a run: weights resolved by ``metrics.weights`` (MetricUnavailable if missing)."""
-        from metrics import weights
+        """Built for a run: weights resolved by ``aesthetic4k_metrics.weights`` (MetricUnavailable if missing)."""
+        from aesthetic4k_metrics import weights
 
         check_protocol(settings.fid_protocol)
         try:

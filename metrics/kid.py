@@ -16,9 +16,9 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from metrics.inception import FEATURE_DIM
-from metrics.inception_features import DEFAULT_MAX_PIXELS, InceptionMetric
-from metrics.registry import METRICS
+from aesthetic4k_metrics.inception import FEATURE_DIM
+from aesthetic4k_metrics.inception_features import DEFAULT_MAX_PIXELS, InceptionMetric
+from aesthetic4k_metrics.registry import METRICS
 
 KERNEL = "(x.y/d+1)^3, unbiased MMD^2"
 

@@ -3,13 +3,13 @@
 Importing numba and loading even a cached numba function costs a new process about a second
 (numba initialises its whole typing and lowering machinery, and imports SciPy to look for a
 BLAS), more than scoring an image takes. So the kernels' entry points
-(:data:`metrics.glcm_kernels.ENTRIES`) are compiled by numba once, their object code is saved
+(:data:`aesthetic4k_metrics.glcm_kernels.ENTRIES`) are compiled by numba once, their object code is saved
 in a cache file, and later processes load that file with llvmlite alone (about 0.1 s) and call
 it through ctypes, which releases the GIL for the duration of the call.
 
 The cache file ``<module>.<python tag>.<CPU hash>.kernels`` lives in ``__pycache__`` beside the kernels'
 source when that folder is writable, else in ``<cache root>/kernels/<hash of the source
-path>/`` (:func:`metrics.cache.cache_root`; a read-only install). There is one file per
+path>/`` (:func:`aesthetic4k_metrics.cache.cache_root`; a read-only install). There is one file per
 location and CPU model, rewritten when its key changes: the key covers the kernels' source, the numba,
 llvmlite and Python versions, and the CPU (the code is compiled for this CPU's features).
 Concurrent first runs take a lock so that one builds and the others load.
@@ -60,7 +60,7 @@ class Kernels:
 
 
 def load(module, prefer: str = "native") -> Kernels:
-    """The kernels of ``module`` (e.g. :mod:`metrics.glcm_kernels`), loaded once per process.
+    """The kernels of ``module`` (e.g. :mod:`aesthetic4k_metrics.glcm_kernels`), loaded once per process.
 
     ``prefer="numba"`` skips the machine-code cache (tests compare both paths).
     """
@@ -75,7 +75,7 @@ def load(module, prefer: str = "native") -> Kernels:
 
 
 def _folders(source: Path) -> list[Path]:
-    from metrics.cache import cache_root
+    from aesthetic4k_metrics.cache import cache_root
 
     user = cache_root() / "kernels" / hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:16]
     return [source.parent / "__pycache__", user]

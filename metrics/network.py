@@ -20,7 +20,7 @@ import time
 from typing import Optional
 from urllib.parse import urlsplit
 
-from metrics.errors import UserError, first_line
+from aesthetic4k_metrics.errors import UserError, first_line
 
 DEFAULT_TIMEOUT = 5.0
 UNREACHABLE_MEMORY_S = 60.0

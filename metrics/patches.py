@@ -18,9 +18,9 @@ from typing import Optional
 import numpy as np
 import torch
 
-from metrics.errors import UserError
-from metrics.fid_resize import resized_pixels_at
-from metrics.inception import INPUT_SIZE
+from aesthetic4k_metrics.errors import UserError
+from aesthetic4k_metrics.fid_resize import resized_pixels_at
+from aesthetic4k_metrics.inception import INPUT_SIZE
 
 PATCH_RECIPE = ("P crops of 299x299 at size x size (after the same resize/crop), corners uniform from "
                 "numpy PCG64 seeded by sha256(seed/stem); same corners for reference and generated image")

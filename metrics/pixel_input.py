@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metrics.errors import ImageError, UserError
+from aesthetic4k_metrics.errors import ImageError, UserError
 
 DEFAULT_MAX_PIXELS = 250_000_000
 
@@ -114,7 +114,7 @@ def prepared_batches(images, prepare, keys=None, normalize: bool = False, max_pi
     is alive at a time (a 4096 x 4096 image is 48 MB) and at most two batches of prepared inputs,
     whatever the number of images.
     """
-    from metrics.parallel import ordered_stream
+    from aesthetic4k_metrics.parallel import ordered_stream
 
     images = image_list(images)
     keys = [None] * len(images) if keys is None else list(keys)

@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from metrics.errors import UserError
+from aesthetic4k_metrics.errors import UserError
 
 FORMAT = "aesthetic4k-reference-stats"
 VERSION = 1

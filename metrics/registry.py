@@ -11,8 +11,8 @@ import os
 from importlib import import_module
 from typing import Optional
 
-from metrics import weights
-from metrics.errors import UserError, did_you_mean
+from aesthetic4k_metrics import weights
+from aesthetic4k_metrics.errors import UserError, did_you_mean
 
 FILE, PIXELS = "file", "pixels"       # what a metric reads: the image file, or decoded pixels through a network
 
@@ -28,7 +28,7 @@ class MetricInfo:
     reads: str = PIXELS       # FILE: computed from the image file; PIXELS: decoded pixels through a network
     needs: tuple = ()         # inputs beyond the generated image: "reference" (paired images), "prompt"
     distribution: bool = False  # compares two image distributions (FID-like): small sets mostly measure their size
-    weights: tuple = ()       # weight files it loads: names known to metrics.weights, or "clip:<settings field>"
+    weights: tuple = ()       # weight files it loads: names known to aesthetic4k_metrics.weights, or "clip:<settings field>"
     published: bool = False   # one of the five metrics of the Aesthetic-4K paper
     description: str = ""
 
@@ -47,8 +47,8 @@ class MetricInfo:
         return f"{self.title} {self.arrow}"
 
     def weight_names(self, settings=None) -> list[str]:
-        """The weight files this metric loads with ``settings`` (metrics.settings.MetricSettings)."""
-        from metrics.settings import MetricSettings
+        """The weight files this metric loads with ``settings`` (aesthetic4k_metrics.settings.MetricSettings)."""
+        from aesthetic4k_metrics.settings import MetricSettings
 
         settings = settings or MetricSettings()
         return [weights.clip_weight_name(getattr(settings, w[5:])) if w.startswith("clip:") else w
@@ -63,25 +63,25 @@ class MetricInfo:
 _INCEPTION = ("inception",)
 
 METRICS: dict[str, MetricInfo] = {m.name: m for m in [
-    MetricInfo("glcm_score", "GLCM Score", True, "metrics.detail:GLCMScore", ("glcm_score",), ("glcm_score",),
+    MetricInfo("glcm_score", "GLCM Score", True, "aesthetic4k_metrics.detail:GLCMScore", ("glcm_score",), ("glcm_score",),
                reads=FILE, published=True,
                description="mean over 64x64 patches of the entropy of distinct GLCM values (protocol s3)"),
-    MetricInfo("compression_ratio", "Compression Ratio", False, "metrics.detail:CompressionRatio",
+    MetricInfo("compression_ratio", "Compression Ratio", False, "aesthetic4k_metrics.detail:CompressionRatio",
                ("compression_ratio",), ("jpeg_bytes",), reads=FILE, published=True,
                description="raw RGB bytes / JPEG q95 bytes, ratio of sums (protocol s4)"),
-    MetricInfo("fid", "FID", False, "metrics.fid:FID", ("fid",), needs=("reference",), distribution=True,
+    MetricInfo("fid", "FID", False, "aesthetic4k_metrics.fid:FID", ("fid",), needs=("reference",), distribution=True,
                weights=_INCEPTION, published=True, description="Frechet Inception Distance, paper protocol (protocol s5)"),
-    MetricInfo("clip_score", "CLIPScore", True, "metrics.clip_score:CLIPScore", ("clip_score", "clip_truncated"),
+    MetricInfo("clip_score", "CLIPScore", True, "aesthetic4k_metrics.clip_score:CLIPScore", ("clip_score", "clip_truncated"),
                ("clip_score", "clip_truncated"), needs=("prompt",), weights=("clip:clip_model",), published=True,
                description="100 * max(cos(image, text), 0), mean over images (protocol s6)"),
-    MetricInfo("aesthetics", "Aesthetics", True, "metrics.aesthetics:Aesthetics", ("aesthetics",), ("aesthetics",),
+    MetricInfo("aesthetics", "Aesthetics", True, "aesthetic4k_metrics.aesthetics:Aesthetics", ("aesthetics",), ("aesthetics",),
                weights=("clip:aesthetics_model", "aesthetic-head"), published=True,
                description="LAION improved aesthetic predictor v2 (protocol s7)"),
-    MetricInfo("kid", "KID", False, "metrics.kid:KID", ("kid", "kid_std"), needs=("reference",), distribution=True,
+    MetricInfo("kid", "KID", False, "aesthetic4k_metrics.kid:KID", ("kid", "kid_std"), needs=("reference",), distribution=True,
                weights=_INCEPTION, description="Kernel Inception Distance (unbiased MMD, cubic polynomial kernel)"),
-    MetricInfo("patch_fid", "patch-FID", False, "metrics.fid:PatchFID", ("patch_fid",), needs=("reference",),
+    MetricInfo("patch_fid", "patch-FID", False, "aesthetic4k_metrics.fid:PatchFID", ("patch_fid",), needs=("reference",),
                distribution=True, weights=_INCEPTION, description="FID over seeded 299x299 crops at native resolution"),
-    MetricInfo("patch_kid", "patch-KID", False, "metrics.kid:PatchKID", ("patch_kid",), needs=("reference",),
+    MetricInfo("patch_kid", "patch-KID", False, "aesthetic4k_metrics.kid:PatchKID", ("patch_kid",), needs=("reference",),
                distribution=True, weights=_INCEPTION, description="KID over the same crops as patch-FID"),
 ]}
 

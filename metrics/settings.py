@@ -34,7 +34,7 @@ def resolve_device(spec: Optional[str]) -> str:
     """
     import os
 
-    from metrics.errors import UserError
+    from aesthetic4k_metrics.errors import UserError
 
     spec = (spec or "auto").strip()
     if spec == "cpu" or (spec == "auto" and os.environ.get("CUDA_VISIBLE_DEVICES") == ""):

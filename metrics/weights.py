@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from metrics.cache import cache_root
-from metrics.errors import UserError, WeightUnavailable
+from aesthetic4k_metrics.cache import cache_root
+from aesthetic4k_metrics.errors import UserError, WeightUnavailable
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
@@ -278,9 +278,9 @@ def _download(spec: WeightSpec) -> ResolvedWeight:
 
     Hub weights go to the Hugging Face cache (the first of the spec's file names that the
     repository has); URL weights to ``$A4K_CACHE/weights``, renamed into place only after their
-    sha256 matched. See ``metrics.network`` for the timeout and why the hub is asked first.
+    sha256 matched. See ``aesthetic4k_metrics.network`` for the timeout and why the hub is asked first.
     """
-    from metrics import network
+    from aesthetic4k_metrics import network
 
     if spec.hf_hub is not None:
         from huggingface_hub import hf_hub_download

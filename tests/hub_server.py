@@ -14,7 +14,7 @@ It answers the part of the hub's HTTP API that ``huggingface_hub`` (``hf_hub_dow
 - errors as the hub sends them: 404 with ``X-Error-Code`` ``RepoNotFound``, ``RevisionNotFound``
   or ``EntryNotFound`` (the last one with ``X-Repo-Commit``).
 
-Plain URLs can be served too (``serve_url``), for the URL downloads of ``metrics.weights``.
+Plain URLs can be served too (``serve_url``), for the URL downloads of ``aesthetic4k_metrics.weights``.
 Every request is logged (``requests``) so a test can count them (no retry storms).
 
 ``refused_endpoint()`` gives an address where nothing listens; ``SilentEndpoint`` one that

@@ -30,8 +30,8 @@ def direct_head(state, embeddings):
 
 @needs_head
 def test_real_head_has_expected_keys_digest_and_gives_finite_scores():
-    from metrics.weights import resolve
-    from metrics.aesthetics import HEAD_KEYS, load_aesthetic_head
+    from aesthetic4k_metrics.weights import resolve
+    from aesthetic4k_metrics.aesthetics import HEAD_KEYS, load_aesthetic_head
 
     resolved = resolve("aesthetic-head", str(HEAD_FILE))       # explicit path: sha256 checked
     assert resolved.path == HEAD_FILE and resolved.source.startswith("path ")
@@ -47,7 +47,7 @@ def test_real_head_has_expected_keys_digest_and_gives_finite_scores():
 
 @needs_head
 def test_tiny_clip_with_real_head_end_to_end(checkpoint):
-    from metrics.aesthetics import Aesthetics
+    from aesthetic4k_metrics.aesthetics import Aesthetics
 
     rng = np.random.default_rng(0)
     pictures = [rng.integers(0, 256, (40 + 8 * i, 56, 3), dtype=np.uint8) for i in range(3)]
@@ -71,9 +71,9 @@ def test_tiny_clip_with_real_head_end_to_end(checkpoint):
 
 @needs_head
 def test_from_settings_resolves_weights_and_reports(checkpoint, tmp_path, monkeypatch):
-    from metrics.aesthetics import Aesthetics
-    from metrics.errors import MetricUnavailable
-    from metrics.settings import MetricSettings
+    from aesthetic4k_metrics.aesthetics import Aesthetics
+    from aesthetic4k_metrics.errors import MetricUnavailable
+    from aesthetic4k_metrics.settings import MetricSettings
 
     settings = MetricSettings(weights={"clip-" + TINY_CLIP_768.lower(): str(checkpoint),
                                        "aesthetic-head": str(HEAD_FILE)}, aesthetics_model=TINY_CLIP_768)
@@ -98,7 +98,7 @@ def test_fp16_precision_is_the_upstream_computation(checkpoint):
     """fp16: half-precision CLIP, embedding normalised in numpy float16, then the float32 head (upstream)."""
     from PIL import Image
 
-    from metrics.aesthetics import Aesthetics
+    from aesthetic4k_metrics.aesthetics import Aesthetics
 
     pictures = [np.random.default_rng(i).integers(0, 256, (56, 72, 3), dtype=np.uint8) for i in range(3)]
     half = Aesthetics(TINY_CLIP_768, checkpoint=checkpoint, head=HEAD_FILE, precision="fp16")
@@ -124,8 +124,8 @@ def test_fp16_precision_is_the_upstream_computation(checkpoint):
 
 
 def test_wrong_head_files_are_rejected(tmp_path):
-    from metrics.weights import WeightUnavailable, resolve
-    from metrics.aesthetics import load_aesthetic_head
+    from aesthetic4k_metrics.weights import WeightUnavailable, resolve
+    from aesthetic4k_metrics.aesthetics import load_aesthetic_head
 
     other = tmp_path / "other.pth"
     torch.save({"fc.weight": torch.zeros(1, 768)}, other)
@@ -140,7 +140,7 @@ def test_wrong_head_files_are_rejected(tmp_path):
 
 
 def test_head_width_must_match_clip_embedding(tmp_path):
-    from metrics.aesthetics import AestheticHead, Aesthetics
+    from aesthetic4k_metrics.aesthetics import AestheticHead, Aesthetics
     from tests.tiny_clip import TINY_CLIP
 
     register_tiny_models(tmp_path)

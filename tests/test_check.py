@@ -10,7 +10,7 @@ from aesthetic4k.check import (BETTER, REGRESSION, SAME, WITHIN, Comparison, Tol
 from aesthetic4k.cli.check import main
 from aesthetic4k.errors import UserError
 from aesthetic4k.results import COLUMNS
-from metrics.registry import METRICS
+from aesthetic4k_metrics.registry import METRICS
 from tests.csv_files import write_csv
 
 BASE = {"glcm_score": 0.75, "compression_ratio": 11.0, "fid": 50.0, "clip_score": 31.0, "aesthetics": 5.9}

@@ -30,7 +30,7 @@ def images(count, seed=0):
 
 
 def test_embedding_properties():
-    from metrics.clip_score import clip_score_from_embeddings
+    from aesthetic4k_metrics.clip_score import clip_score_from_embeddings
 
     e = torch.randn(4, 16)
     assert torch.allclose(clip_score_from_embeddings(e, e), torch.full((4,), 100.0, dtype=torch.float64))
@@ -41,7 +41,7 @@ def test_embedding_properties():
 
 
 def test_matches_direct_formula(checkpoint):
-    from metrics.clip_score import CLIPScore
+    from aesthetic4k_metrics.clip_score import CLIPScore
 
     pictures = images(5)
     metric = CLIPScore(TINY_CLIP, checkpoint=checkpoint, batch_size=2)
@@ -65,7 +65,7 @@ def test_matches_direct_formula(checkpoint):
 
 
 def test_batch_size_and_update_split_do_not_change_the_result(checkpoint):
-    from metrics.clip_score import CLIPScore
+    from aesthetic4k_metrics.clip_score import CLIPScore
 
     pictures = images(5, seed=3)
     one = CLIPScore(TINY_CLIP, checkpoint=checkpoint, batch_size=1)
@@ -77,7 +77,7 @@ def test_batch_size_and_update_split_do_not_change_the_result(checkpoint):
 
 
 def test_long_captions_are_truncated_keeping_eot_and_counted(checkpoint):
-    from metrics.clip_score import CLIPScore
+    from aesthetic4k_metrics.clip_score import CLIPScore
 
     metric = CLIPScore(TINY_CLIP, checkpoint=checkpoint)
     tokenizer = metric.clip.tokenizer
@@ -91,7 +91,7 @@ def test_long_captions_are_truncated_keeping_eot_and_counted(checkpoint):
 
 
 def test_bad_input_is_a_user_error(checkpoint):
-    from metrics.clip_score import CLIPScore
+    from aesthetic4k_metrics.clip_score import CLIPScore
 
     metric = CLIPScore(TINY_CLIP, checkpoint=checkpoint)
     with pytest.raises(UserError, match="2 images but 1 captions"):
@@ -101,9 +101,9 @@ def test_bad_input_is_a_user_error(checkpoint):
 
 
 def test_from_settings_features_and_unavailable(checkpoint, tmp_path, monkeypatch):
-    from metrics.clip_score import CLIPScore
-    from metrics.errors import MetricUnavailable
-    from metrics.settings import MetricSettings
+    from aesthetic4k_metrics.clip_score import CLIPScore
+    from aesthetic4k_metrics.errors import MetricUnavailable
+    from aesthetic4k_metrics.settings import MetricSettings
 
     monkeypatch.setenv("A4K_" + WEIGHT.upper().replace("-", "_"), str(checkpoint))   # env source
     metric = CLIPScore.from_settings(MetricSettings(clip_model=TINY_CLIP, batch_size=2))
@@ -136,7 +136,7 @@ def test_input_conventions_match_torchmetrics(checkpoint):
     """uint8 arrays, (3, H, W) / (N, 3, H, W) tensors, floats in [0, 1] with normalize=True, files: one score."""
     from PIL import Image
 
-    from metrics.clip_score import CLIPScore
+    from aesthetic4k_metrics.clip_score import CLIPScore
 
     pictures = [p[:40, :40] for p in images(2, seed=5)]
     reference = CLIPScore(TINY_CLIP, checkpoint=checkpoint)

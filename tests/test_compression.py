@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import metrics
-from metrics.detail import CompressionRatio, measure_files
+import aesthetic4k_metrics
+from aesthetic4k_metrics.detail import CompressionRatio, measure_files
 from tests.images import natural, save
 
 
@@ -18,9 +18,9 @@ def pillow_q95_size(rgb):
 
 def test_jpeg_size_is_pillow_q95(tmp_path):
     rgb = natural(200, 300)
-    assert metrics.jpeg_size(rgb) == pillow_q95_size(rgb)
-    assert metrics.jpeg_size(save(rgb, tmp_path / "a.png")) == pillow_q95_size(rgb)
-    assert metrics.jpeg_size(rgb, quality=50) < metrics.jpeg_size(rgb)
+    assert aesthetic4k_metrics.jpeg_size(rgb) == pillow_q95_size(rgb)
+    assert aesthetic4k_metrics.jpeg_size(save(rgb, tmp_path / "a.png")) == pillow_q95_size(rgb)
+    assert aesthetic4k_metrics.jpeg_size(rgb, quality=50) < aesthetic4k_metrics.jpeg_size(rgb)
 
 
 def test_ratio_of_sums_not_mean_of_ratios():

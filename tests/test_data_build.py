@@ -202,7 +202,7 @@ def test_quality_filter_with_glcm(tmp_path, monkeypatch):
     assert lines["sharp.png"]["scores"]["glcm_score"] == pytest.approx(sharp_score)
     assert lines["soft.png"]["decision"] == "skipped" and "below --min-glcm" in lines["soft.png"]["reason"]
     # asking for the aesthetics filter without its metric/weights: skipped with a note, build goes on
-    monkeypatch.setattr("metrics.__getattr__", lambda name: (_ for _ in ()).throw(ImportError("no aesthetics")),
+    monkeypatch.setattr("aesthetic4k_metrics.__getattr__", lambda name: (_ for _ in ()).throw(ImportError("no aesthetics")),
                         raising=False)
     summary = build(options(src, tmp_path / "out2", min_aesthetics=5.0, eval_count=0))
     assert any(note.startswith("aesthetics filter skipped") for note in summary["notes"])

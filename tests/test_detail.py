@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import metrics
+import aesthetic4k_metrics
 from aesthetic4k.errors import ImageError
-from metrics.detail import CompressionRatio, DetailMeasurement, GLCMScore, measure_files
-from metrics.registry import METRICS
+from aesthetic4k_metrics.detail import CompressionRatio, DetailMeasurement, GLCMScore, measure_files
+from aesthetic4k_metrics.registry import METRICS
 from tests.glcm_reference import reference_file_score, reference_glcm_score
 from tests.images import natural, save
 from tests.test_compression import pillow_q95_size
@@ -122,7 +122,7 @@ def test_as_torchmetric_keeps_values_and_syncs_like_a_metric(files):
     import torch
     from torchmetrics import Metric, MetricCollection
 
-    from metrics import as_torchmetric
+    from aesthetic4k_metrics import as_torchmetric
 
     paths, _ = files
     plain_glcm, plain_cr = GLCMScore(), CompressionRatio(mode="file")
@@ -148,15 +148,15 @@ TORCH_FREE = f"""
 import json, sys
 for name in {HEAVY!r}:
     sys.modules[name] = None  # importing any of them now fails
-import metrics
-from metrics import GLCMScore, CompressionRatio, measure_files
+import aesthetic4k_metrics
+from aesthetic4k_metrics import GLCMScore, CompressionRatio, measure_files
 paths = sys.argv[1:]
-out = {{"score": metrics.glcm_score(paths[0]), "jpeg": metrics.jpeg_size(paths[0])}}
+out = {{"score": aesthetic4k_metrics.glcm_score(paths[0]), "jpeg": aesthetic4k_metrics.jpeg_size(paths[0])}}
 glcm, cr = GLCMScore(workers=2), CompressionRatio(mode="file")
 glcm.update(paths); cr.update(paths)
 measured = list(measure_files(paths, jpeg_mode="jpeg95", workers=2))
 out.update(glcm=glcm.compute(), cr=cr.compute(), n=len(measured), errors=[m.error for m in measured if m.error])
-out["kernels"] = metrics.glcm.kernels().source
+out["kernels"] = aesthetic4k_metrics.glcm.kernels().source
 out["heavy"] = sorted(m for m in {HEAVY!r} + ("numba", "scipy") if sys.modules.get(m) is not None)
 print(json.dumps(out))
 """
@@ -169,7 +169,7 @@ def test_detail_path_never_imports_torch(files):
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["score"] == pytest.approx(reference_file_score(paths[0]), abs=1e-9)
-    assert out["jpeg"] == metrics.jpeg_size(paths[0]) and out["n"] == len(paths) and not out["errors"]
+    assert out["jpeg"] == aesthetic4k_metrics.jpeg_size(paths[0]) and out["n"] == len(paths) and not out["errors"]
     assert out["glcm"] == pytest.approx(np.mean([reference_file_score(p) for p in paths]), abs=1e-9)
     # with the machine code loaded from its cache, not even numba (nor SciPy, which numba pulls in) is imported
     assert out["heavy"] == ([] if out["kernels"] == "cache" else [m for m in out["heavy"] if m in ("numba", "scipy")])
@@ -178,7 +178,7 @@ def test_detail_path_never_imports_torch(files):
 DISTRIBUTED = """
 import json, os, sys
 import torch.distributed as dist
-from metrics.detail import CompressionRatio, GLCMScore
+from aesthetic4k_metrics.detail import CompressionRatio, GLCMScore
 dist.init_process_group("gloo")
 paths = sys.argv[1:][dist.get_rank()::2]
 glcm, cr = GLCMScore(workers=1), CompressionRatio(mode="file", workers=1)

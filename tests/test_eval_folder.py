@@ -4,7 +4,7 @@ import csv
 import numpy as np
 import pytest
 
-import metrics
+import aesthetic4k_metrics
 from aesthetic4k.cli.eval import main
 from tests.images import natural, save
 
@@ -35,8 +35,8 @@ def test_scores_equal_the_metric_functions(folder, tmp_path):
     (row,) = read(out)
     assert row["generator"] == f"folder:{folder}" and row["n_images"] == "3" and row["status"] == "ok"
     assert row["size"] == "mixed" and "widths 200-200, heights 160-240" in row["settings"]
-    assert float(row["glcm_score"]) == pytest.approx(np.mean([metrics.glcm_score(f) for f in files]), abs=1e-12)
-    raw = sum(metrics.image_input.read_rgb(f).size for f in files)
+    assert float(row["glcm_score"]) == pytest.approx(np.mean([aesthetic4k_metrics.glcm_score(f) for f in files]), abs=1e-12)
+    raw = sum(aesthetic4k_metrics.image_input.read_rgb(f).size for f in files)
     assert float(row["compression_ratio"]) == pytest.approx(raw / sum(f.stat().st_size for f in files))
     assert row["fid"] == "" and '"cr_mode": "file"' in row["settings"] and row["toolkit_version"]
     per_rows = read(per)
@@ -127,6 +127,6 @@ def test_help_does_not_import_torch():
     import sys
 
     code = ("import sys; from aesthetic4k.cli.eval import build_parser; build_parser().format_help(); "
-            "import metrics; print('torch' in sys.modules, 'diffusers' in sys.modules)")
+            "import aesthetic4k_metrics; print('torch' in sys.modules, 'diffusers' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False False"

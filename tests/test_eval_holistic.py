@@ -114,7 +114,7 @@ def test_missing_weights_are_reported_or_refused(dataset, tmp_path, capsys, tiny
 
 def test_folder_against_folder_statistics_and_json(dataset, tmp_path, tiny_inception, capsys):
     """--reference DIR (a plain folder), --save-reference-stats, --reference STATS.npz, --json."""
-    import metrics
+    import aesthetic4k_metrics
 
     root, _, blurred = dataset
     real = root / "images"
@@ -124,7 +124,7 @@ def test_folder_against_folder_statistics_and_json(dataset, tmp_path, tiny_incep
                "--patch-count", "2", "--weights", weights, "--save-reference-stats", stats, "--out", out) == 0
     (row,) = read(out)
     assert row["dataset"] == "none" and float(row["fid"]) > 1e-2
-    expected = metrics.compute_fid(blurred, real, size=SIZE, feature=str(tiny_inception))
+    expected = aesthetic4k_metrics.compute_fid(blurred, real, size=SIZE, feature=str(tiny_inception))
     assert float(row["fid"]) == pytest.approx(expected, rel=1e-7)
     capsys.readouterr()
 
@@ -144,7 +144,7 @@ def test_folder_against_folder_statistics_and_json(dataset, tmp_path, tiny_incep
 
 
 def test_reference_features_are_cached_and_not_decoded_again(dataset, tmp_path, tiny_inception, monkeypatch):
-    import metrics.pixel_input
+    import aesthetic4k_metrics.pixel_input
 
     root, same, _ = dataset
     args = ["--generator", "folder", "--images", same, "--dataset", root, "--metrics", "fid,patch_fid",
@@ -155,6 +155,6 @@ def test_reference_features_are_cached_and_not_decoded_again(dataset, tmp_path, 
     def no_decoding(path, max_pixels=0):
         raise AssertionError(f"{path} decoded again despite the feature cache")
 
-    monkeypatch.setattr(metrics.pixel_input, "read_pil_rgb", no_decoding)
+    monkeypatch.setattr(aesthetic4k_metrics.pixel_input, "read_pil_rgb", no_decoding)
     assert run(*args, "--out", tmp_path / "b.csv") == 0
     assert read(tmp_path / "a.csv")[0]["fid"] == read(tmp_path / "b.csv")[0]["fid"]

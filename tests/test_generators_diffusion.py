@@ -282,8 +282,8 @@ def test_failed_download_is_a_one_line_error(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(loading, "hub_offline", lambda: False)
     monkeypatch.setattr(loading, "_from_pretrained", unreachable)
-    # the hub answers the first look-up (metrics.network), then the download itself fails
-    monkeypatch.setattr("metrics.network.check_hub_file", lambda *args, **kwargs: None)
+    # the hub answers the first look-up (aesthetic4k_metrics.network), then the download itself fails
+    monkeypatch.setattr("aesthetic4k_metrics.network.check_hub_file", lambda *args, **kwargs: None)
     with pytest.raises(UserError, match="could not be downloaded.*accept the licence") as caught:
         flux_base(None, GeneratorOptions()).load()
     assert calls == [True, False]  # the cache first, then the hub

@@ -4,10 +4,10 @@ import math
 import numpy as np
 import pytest
 
-import metrics
-from metrics import native_kernels
-from metrics.glcm import PROPERTIES, glcm_patch_properties, glcm_patch_scores, patch_values, pixel_offsets
-from metrics.glcm_kernels import STEPS
+import aesthetic4k_metrics
+from aesthetic4k_metrics import native_kernels
+from aesthetic4k_metrics.glcm import PROPERTIES, glcm_patch_properties, glcm_patch_scores, patch_values, pixel_offsets
+from aesthetic4k_metrics.glcm_kernels import STEPS
 from tests.glcm_reference import opencv_grey, reference_file_score, reference_patches
 from tests.images import natural, save
 
@@ -70,21 +70,21 @@ def test_threads_split_rows_without_changing_numbers():
 
 def test_numba_fallback_gives_the_same_numbers(monkeypatch):
     gray = GRAYS["smooth"]
-    native = native_kernels.load(metrics.glcm._geometry)
-    fallback = native_kernels.load(metrics.glcm._geometry, prefer="numba")
+    native = native_kernels.load(aesthetic4k_metrics.glcm._geometry)
+    fallback = native_kernels.load(aesthetic4k_metrics.glcm._geometry, prefer="numba")
     assert fallback.source == "numba" and native.source in ("cache", "built", "memory"), native.reason
     expected = (glcm_patch_scores(gray), glcm_patch_properties(gray, "correlation"))
-    monkeypatch.setattr(metrics.glcm, "kernels", lambda: fallback)
+    monkeypatch.setattr(aesthetic4k_metrics.glcm, "kernels", lambda: fallback)
     assert np.array_equal(glcm_patch_scores(gray), expected[0])
     assert np.array_equal(glcm_patch_properties(gray, "correlation"), expected[1])
 
 
 def test_kernels_refuse_arrays_of_the_wrong_layout():
-    kernels = metrics.glcm.kernels()
+    kernels = aesthetic4k_metrics.glcm.kernels()
     if kernels.source == "numba":
         pytest.skip(f"machine code unavailable here: {kernels.reason}")
-    table, n_values, _ = metrics.glcm._tables()
-    from metrics.glcm_kernels import entropy_scratch
+    table, n_values, _ = aesthetic4k_metrics.glcm._tables()
+    from aesthetic4k_metrics.glcm_kernels import entropy_scratch
 
     out = np.empty((1, 1))
     with pytest.raises(TypeError, match="C-ordered"):
@@ -97,9 +97,9 @@ def test_image_score_uses_opencv_grey_of_the_file(tmp_path):
     rgb = natural(256, 320, seed=3)
     path = save(rgb, tmp_path / "a.png")
     expected = reference_file_score(path)
-    assert math.isclose(metrics.glcm_score(path), expected, abs_tol=1e-9)
-    assert math.isclose(metrics.glcm_score(rgb), expected, abs_tol=1e-9)
-    assert math.isclose(metrics.glcm_score(rgb, "ASM"), reference_file_score(path, "ASM"), abs_tol=1e-9)
+    assert math.isclose(aesthetic4k_metrics.glcm_score(path), expected, abs_tol=1e-9)
+    assert math.isclose(aesthetic4k_metrics.glcm_score(rgb), expected, abs_tol=1e-9)
+    assert math.isclose(aesthetic4k_metrics.glcm_score(rgb, "ASM"), reference_file_score(path, "ASM"), abs_tol=1e-9)
 
 
 def test_every_readable_odd_file_equals_reference(tmp_path):
@@ -127,7 +127,7 @@ def test_too_small_image_is_an_image_error():
     from aesthetic4k.errors import ImageError
 
     with pytest.raises(ImageError, match="smaller than one 64x64 patch"):
-        metrics.glcm_score(np.zeros((63, 500, 3), np.uint8))
+        aesthetic4k_metrics.glcm_score(np.zeros((63, 500, 3), np.uint8))
 
 
 def test_same_input_same_bytes():
@@ -141,7 +141,7 @@ def test_sharp_scores_higher_than_upscaled():
     sharp = natural(512, 512, seed=4)
     small = Image.fromarray(sharp).resize((128, 128), Image.Resampling.LANCZOS)
     upscaled = np.asarray(small.resize((512, 512), Image.Resampling.BICUBIC))
-    assert metrics.glcm_score(sharp) > metrics.glcm_score(upscaled) + 0.1
+    assert aesthetic4k_metrics.glcm_score(sharp) > aesthetic4k_metrics.glcm_score(upscaled) + 0.1
 
 
 @pytest.mark.parametrize("prefer", ["native", "numba"])
@@ -149,10 +149,10 @@ def test_kernels_release_the_gil(prefer):
     # while one thread is inside a kernel call, another thread runs Python code
     import threading
 
-    from metrics.glcm_kernels import entropy_scratch
+    from aesthetic4k_metrics.glcm_kernels import entropy_scratch
 
-    kernels = native_kernels.load(metrics.glcm._geometry, prefer=prefer)
-    table, n_values, _ = metrics.glcm._tables()
+    kernels = native_kernels.load(aesthetic4k_metrics.glcm._geometry, prefer=prefer)
+    table, n_values, _ = aesthetic4k_metrics.glcm._tables()
     q = np.random.default_rng(0).integers(0, 64, (64 * 24, 64 * 24), dtype=np.uint8)
     out, scratch = np.empty((24, 24)), entropy_scratch(n_values)
     kernels.entropies(np.ascontiguousarray(q[:64, :64]), table, n_values, out[:1, :1], *scratch)  # warm

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from aesthetic4k.errors import ImageError
-from metrics.detail import measure_files
-from metrics.image_input import DEFAULT_MAX_PIXELS, check_header, display_path, header_size, read_image, read_rgb
+from aesthetic4k_metrics.detail import measure_files
+from aesthetic4k_metrics.image_input import DEFAULT_MAX_PIXELS, check_header, display_path, header_size, read_image, read_rgb
 from tests.images import natural, save
 from tests.odd_files import HUGE_SIDE, encoded, huge_png, make_odd_files
 
@@ -171,7 +171,7 @@ def test_non_utf8_names_give_printable_messages(tmp_path):
 def test_library_messages_stay_off_stderr(odd):
     # libpng/libjpeg print some messages themselves; OpenCV's own warnings obey OPENCV_LOG_LEVEL
     folder, _ = odd
-    script = ("import sys\nfrom pathlib import Path\nfrom metrics.detail import measure_files\n"
+    script = ("import sys\nfrom pathlib import Path\nfrom aesthetic4k_metrics.detail import measure_files\n"
               "paths = [p for p in sorted(Path(sys.argv[1]).iterdir()) if p.name != 'fifo.png']\n"
               "bad = [m for m in measure_files(paths, workers=2) if m.error]\n"
               "sys.stderr.write('python-line\\n')\nprint(len(bad))\n")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from aesthetic4k.errors import UserError
-from metrics.weights import SPECS, package_path
+from aesthetic4k_metrics.weights import SPECS, package_path
 
 fidelity_inception = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
 fidelity_resize = pytest.importorskip("torch_fidelity.interpolate_compat_tensorflow")
@@ -16,14 +16,14 @@ needs_torchscript = pytest.mark.skipif(TORCHSCRIPT is None, reason="fid-helper-p
 
 @pytest.fixture(scope="module")
 def torchscript_model():
-    from metrics.inception import load_inception
+    from aesthetic4k_metrics.inception import load_inception
 
     return load_inception(TORCHSCRIPT)
 
 
 def _fidelity_state(torchscript_model, gamma_seed=None):
     """torch-fidelity state dict from the TorchScript weights, optionally with random BN scales."""
-    from metrics.inception import torchscript_to_fidelity
+    from aesthetic4k_metrics.inception import torchscript_to_fidelity
 
     state = torchscript_to_fidelity(torchscript_model.net.state_dict())
     if gamma_seed is not None:
@@ -57,7 +57,7 @@ def test_torchscript_equals_torch_fidelity_with_mapped_weights(torchscript_model
 
 @needs_torchscript
 def test_fidelity_state_dict_loads_into_skeleton_with_bn_scale_folded(torchscript_model, tmp_path):
-    from metrics.inception import load_inception
+    from aesthetic4k_metrics.inception import load_inception
 
     state_path = tmp_path / "scaled.pth"
     torch.save(_fidelity_state(torchscript_model, gamma_seed=3), state_path)   # BN scales != 1
@@ -71,7 +71,7 @@ def test_fidelity_state_dict_loads_into_skeleton_with_bn_scale_folded(torchscrip
 
 @pytest.mark.parametrize("shape", [(2048, 2048), (37, 53), (299, 299), (100, 700), (640, 480)])
 def test_tf1_resize_matches_torch_fidelity(shape):
-    from metrics.fid_resize import tf1_bilinear_resize
+    from aesthetic4k_metrics.fid_resize import tf1_bilinear_resize
 
     images = torch.randint(0, 256, (1, 3, *shape), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     ours = tf1_bilinear_resize(images, 299, 299)
@@ -81,7 +81,7 @@ def test_tf1_resize_matches_torch_fidelity(shape):
 
 
 def test_shorter_side_resize_and_center_crop():
-    from metrics.fid_resize import inception_input, shorter_side_center_crop
+    from aesthetic4k_metrics.fid_resize import inception_input, shorter_side_center_crop
 
     image = torch.randint(0, 256, (3, 500, 800), dtype=torch.uint8)
     out = shorter_side_center_crop(image, 400)
@@ -95,7 +95,7 @@ def test_shorter_side_resize_and_center_crop():
 
 
 def test_state_dict_without_skeleton_and_bad_files(tmp_path):
-    from metrics.inception import is_torchscript, load_inception
+    from aesthetic4k_metrics.inception import is_torchscript, load_inception
 
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint")
@@ -125,7 +125,7 @@ def test_channelwise_resize_equals_torchvision_on_the_whole_image():
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as TF
 
-    from metrics.fid_resize import shorter_side_center_crop
+    from aesthetic4k_metrics.fid_resize import shorter_side_center_crop
 
     image = torch.randint(0, 256, (3, 530, 610), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
     whole = TF.center_crop(TF.resize(image, 301, interpolation=InterpolationMode.BILINEAR, antialias=True), [301, 301])
@@ -151,7 +151,7 @@ def _torchvision_size_and_crop(image, size):
 @pytest.mark.parametrize("layout", ["hwc", "chw"])
 def test_resized_pixels_at_are_torchvisions_pixels(height, width, size, layout):
     """Only the wanted pixels of the resize are computed, and they are torchvision's to the bit."""
-    from metrics.fid_resize import resized_pixels_at, to_299, tf1_bilinear_resize
+    from aesthetic4k_metrics.fid_resize import resized_pixels_at, to_299, tf1_bilinear_resize
 
     generator = torch.Generator().manual_seed(height * width)
     hwc = torch.randint(0, 256, (height, width, 3), dtype=torch.uint8, generator=generator)

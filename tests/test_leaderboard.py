@@ -14,7 +14,7 @@ from aesthetic4k.leaderboard import REPORTED_COLUMNS, collect, render_markdown
 from aesthetic4k.leaderboard_page import render_html
 from aesthetic4k.results import COLUMNS
 from aesthetic4k.results_schema import load_results
-from metrics.registry import METRICS, PUBLISHED
+from aesthetic4k_metrics.registry import METRICS, PUBLISHED
 from tests.csv_files import write_csv as write_rows
 
 REPO = Path(__file__).resolve().parents[1]

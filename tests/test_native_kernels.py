@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCORE = """
 import json, sys
 import numpy as np
-from metrics import glcm
-from metrics.glcm_kernels import value_table
+from aesthetic4k_metrics import glcm
+from aesthetic4k_metrics.glcm_kernels import value_table
 grey = (np.arange(128 * 192).reshape(128, 192) * 2654435761 % 251).astype(np.uint8)
 out = {"scores": glcm.glcm_patch_scores(grey).tolist(), "source": glcm.kernels().source,
        "reason": glcm.kernels().reason, "numba": "numba" in sys.modules, "scipy": "scipy" in sys.modules,
@@ -61,8 +61,8 @@ def test_fresh_processes_load_the_cached_machine_code_and_the_cache_does_not_gro
 
 def test_read_only_install_builds_once_into_the_user_cache(tmp_path):
     site = tmp_path / "site"
-    shutil.copytree(REPO / "metrics", site / "metrics", ignore=shutil.ignore_patterns("__pycache__"))
-    (site / "metrics" / "__pycache__").write_text("a file where the cache folder would go: not writable")
+    shutil.copytree(REPO / "metrics", site / "aesthetic4k_metrics", ignore=shutil.ignore_patterns("__pycache__"))
+    (site / "aesthetic4k_metrics" / "__pycache__").write_text("a file where the cache folder would go: not writable")
     env = {"PYTHONPATH": str(site), "A4K_CACHE": str(tmp_path / "cache"), "NUMBA_CACHE_DIR": str(tmp_path / "numba"),
            "PYTHONDONTWRITEBYTECODE": "1"}
     # two first runs at once: one builds under the lock, the other waits and loads what it wrote
@@ -81,13 +81,13 @@ def test_read_only_install_builds_once_into_the_user_cache(tmp_path):
     assert later["source"] == "cache" and not later["numba"]
     assert later["scores"] == outs[0]["scores"] == outs[1]["scores"]
     np.testing.assert_allclose(later["scores"], reference_patches(GREY), atol=1e-9)
-    assert (site / "metrics" / "__pycache__").is_file()
+    assert (site / "aesthetic4k_metrics" / "__pycache__").is_file()
 
 
 NUMBA_PATH = """
 import json, sys
 import numpy as np
-from metrics import glcm_kernels, native_kernels
+from aesthetic4k_metrics import glcm_kernels, native_kernels
 kernels = native_kernels.load(glcm_kernels, prefer="numba")
 table, n_values = glcm_kernels.value_table()
 out = np.empty((2, 3))
@@ -113,7 +113,7 @@ def test_numba_fallback_reuses_numba_cache(tmp_path):
 
 @pytest.mark.parametrize("broken", ["key", "truncated", "flipped"])
 def test_a_stale_or_damaged_cache_file_is_not_loaded(tmp_path, broken):
-    from metrics import native_kernels
+    from aesthetic4k_metrics import native_kernels
 
     path = tmp_path / "cache.kernels"
     entries = {"entropies": {"symbol": "x", "kinds": ["int"], "externals": [], "object": b"\x7fELF" + bytes(60)}}

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from metrics import network, weights
-from metrics.errors import UserError, WeightUnavailable
+from aesthetic4k_metrics import network, weights
+from aesthetic4k_metrics.errors import UserError, WeightUnavailable
 from tests.hub_server import HubStandIn, SilentEndpoint, pointed_at, refused_endpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -173,7 +173,7 @@ def head_bytes(tmp_path):
     """A random aesthetic head in the published file format."""
     import torch
 
-    from metrics.aesthetics import AestheticHead
+    from aesthetic4k_metrics.aesthetics import AestheticHead
 
     torch.manual_seed(0)
     path = tmp_path / "head.pth"
@@ -184,8 +184,8 @@ def head_bytes(tmp_path):
 def test_url_weight_is_downloaded_verified_cached_and_loaded(hub, head_bytes, monkeypatch):
     import torch
 
-    from metrics.aesthetics import resolve_head
-    from metrics.settings import MetricSettings
+    from aesthetic4k_metrics.aesthetics import resolve_head
+    from aesthetic4k_metrics.settings import MetricSettings
 
     url = hub.serve_url("files/head.pth", head_bytes)
     spec = dataclasses.replace(weights.SPECS["aesthetic-head"], url=url,

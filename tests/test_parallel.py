@@ -1,9 +1,9 @@
-"""metrics.parallel: ordered results, bounded look-ahead, errors and early stops."""
+"""aesthetic4k_metrics.parallel: ordered results, bounded look-ahead, errors and early stops."""
 import threading
 
 import pytest
 
-from metrics.parallel import ordered_map, ordered_stream
+from aesthetic4k_metrics.parallel import ordered_map, ordered_stream
 
 
 def test_ordered_map_and_stream_keep_input_order():
@@ -50,7 +50,7 @@ def test_stream_error_propagates_and_early_stop_starts_nothing_more():
 def test_prepared_batches_are_in_order_and_sized():
     import numpy as np
 
-    from metrics.pixel_input import embed_all, prepared_batches
+    from aesthetic4k_metrics.pixel_input import embed_all, prepared_batches
 
     images = [np.full((4, 5, 3), i, np.uint8) for i in range(11)]
     batches = list(prepared_batches(images, lambda rgb, key: (int(rgb[0, 0, 0]), key), keys=[f"k{i}" for i in range(11)],

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from metrics import weights
-from metrics.registry import weight_sources
-from metrics.weights import WeightUnavailable, resolve
+from aesthetic4k_metrics import weights
+from aesthetic4k_metrics.registry import weight_sources
+from aesthetic4k_metrics.weights import WeightUnavailable, resolve
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -113,7 +113,7 @@ def test_weight_sources_list_every_metric_weight(isolated):
 
 
 def test_weight_sources_do_not_import_torch():
-    code = ("import sys, metrics.registry as r; r.weight_sources(); "
+    code = ("import sys, aesthetic4k_metrics.registry as r; r.weight_sources(); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -1,7 +1,7 @@
 """Tiny open_clip models for tests: a registered config plus random weights saved to a file.
 
-The file is then loaded through exactly the code real weights use (``metrics.weights`` ->
-``metrics.clip_model.load_clip``), only the architecture is small.
+The file is then loaded through exactly the code real weights use (``aesthetic4k_metrics.weights`` ->
+``aesthetic4k_metrics.clip_model.load_clip``), only the architecture is small.
 """
 from __future__ import annotations
 

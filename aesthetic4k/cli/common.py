@@ -14,7 +14,7 @@ class Parser(argparse.ArgumentParser):
     """
 
     def parse_args(self, args=None, namespace=None):
-        from metrics.errors import did_you_mean
+        from aesthetic4k_metrics.errors import did_you_mean
 
         args = sys.argv[1:] if args is None else [str(a) for a in args]
         options = self._all_options()
@@ -48,7 +48,7 @@ def run_main(prog: str, body, interrupted_hint: str = "") -> int:
     0 success (or what ``body`` returns), 2 bad input (UserError), 130 interrupted. Set
     A4K_DEBUG=1 to see tracebacks of unexpected errors.
     """
-    from metrics.errors import UserError, first_line, is_out_of_memory
+    from aesthetic4k_metrics.errors import UserError, first_line, is_out_of_memory
 
     try:
         status = body()

@@ -122,7 +122,7 @@ def _list_generators():
 
 
 def _list_metrics():
-    from metrics.registry import METRICS
+    from aesthetic4k_metrics.registry import METRICS
 
     for info in METRICS.values():
         needs = f" (needs {', '.join(info.needs)})" if info.needs else ""
@@ -130,7 +130,7 @@ def _list_metrics():
 
 
 def _metric_settings(args):
-    from metrics.settings import MetricSettings
+    from aesthetic4k_metrics.settings import MetricSettings
 
     return MetricSettings(device=args.device, batch_size=args.metric_batch_size, weights=_weights(args),
                           allow_download=True if args.allow_download else None, cr_mode=args.cr_mode,
@@ -140,7 +140,7 @@ def _metric_settings(args):
 
 
 def _list_weights(args):
-    from metrics.registry import weight_sources
+    from aesthetic4k_metrics.registry import weight_sources
 
     for entry in weight_sources(_weights(args), allow_download=args.allow_download or None,
                           settings=_metric_settings(args)):
@@ -151,8 +151,8 @@ def _list_weights(args):
 def _weights(args) -> dict:
     """``--weights NAME=PATH`` items, names checked against the known weights."""
     from aesthetic4k.errors import UserError
-    from metrics.errors import did_you_mean
-    from metrics.weights import SPECS
+    from aesthetic4k_metrics.errors import did_you_mean
+    from aesthetic4k_metrics.weights import SPECS
 
     weights = parse_assignments(args.weights, "--weights")
     for name in weights:
@@ -166,7 +166,7 @@ def _config(args):
     from aesthetic4k.errors import UserError
     from aesthetic4k.evaluation import EvalConfig
     from aesthetic4k.generators.base import GeneratorOptions
-    from metrics.registry import parse_metric_list
+    from aesthetic4k_metrics.registry import parse_metric_list
 
     if not args.generator:
         raise UserError("--generator is required (see --list-generators)")
@@ -190,7 +190,7 @@ def _config(args):
 
 
 def _summary(result, out, stream):
-    from metrics.registry import METRICS
+    from aesthetic4k_metrics.registry import METRICS
 
     row = result.row
     print(f"{row['generator']} on {row['dataset']} at {row['size']}px, {row['n_images']} images", file=stream)

@@ -20,7 +20,7 @@ class _AestheticsScorer:
     def __init__(self, device: str):
         self.unavailable = ""
         try:
-            from metrics import Aesthetics
+            from aesthetic4k_metrics import Aesthetics
 
             self.metric = Aesthetics().to(device)
             self.device = device

@@ -96,9 +96,9 @@ def scan_batch(state: str, files: list, max_pixels: int) -> list[dict]:
 
 def glcm_function():
     try:
-        from metrics import glcm_score
+        from aesthetic4k_metrics import glcm_score
     except ImportError as exc:
-        raise UserError(f"--min-glcm needs metrics.glcm_score, which this installation lacks ({exc})") from None
+        raise UserError(f"--min-glcm needs aesthetic4k_metrics.glcm_score, which this installation lacks ({exc})") from None
     return glcm_score
 
 

@@ -15,7 +15,7 @@ from aesthetic4k.data.metadata import METADATA_NAME, Entry, LineError, read_line
 from aesthetic4k.data.paths import OutsidePath, inside, shown
 from aesthetic4k.data.records import Record
 from aesthetic4k.errors import UserError
-from metrics.errors import did_you_mean
+from aesthetic4k_metrics.errors import did_you_mean
 
 SPLITS = ("eval", "train")
 HUB_SPEC = "aesthetic-4k"

@@ -58,7 +58,7 @@ def hub_folder(split: str, size: int, cache_dir: str | os.PathLike | None = None
     """Local snapshot folder holding ``split`` (downloading only that split when online).
 
     Online, the hub is first asked once, briefly, for the split's metadata file (see
-    ``metrics.network``): an unreachable hub, a missing repository or a missing split is known
+    ``aesthetic4k_metrics.network``): an unreachable hub, a missing repository or a missing split is known
     within seconds, and the cache is used instead when it holds the split.
     """
     try:
@@ -66,7 +66,7 @@ def hub_folder(split: str, size: int, cache_dir: str | os.PathLike | None = None
     except ImportError:
         raise UserError(f"the {HUB_REPO} dataset needs the huggingface_hub package (pip install huggingface_hub); "
                         "or " + download_instructions(split, size)) from None
-    from metrics import network
+    from aesthetic4k_metrics import network
 
     part = split_folder(split, size)
     required = f"{part}/{METADATA_NAME}"

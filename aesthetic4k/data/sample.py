@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aesthetic4k.data.metadata import METADATA_NAME, write_metadata
 from aesthetic4k.errors import UserError
-from metrics.cache import cache_root
+from aesthetic4k_metrics.cache import cache_root
 
 MIN_SIZE = 256
 SAMPLE_NOTE = ("aesthetic4k built-in sample: 8 procedurally rendered scenes for smoke tests. "

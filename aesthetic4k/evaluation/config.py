@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from aesthetic4k.generators.base import GeneratorOptions
-from metrics.settings import MetricSettings
+from aesthetic4k_metrics.settings import MetricSettings
 
 
 @dataclass
@@ -41,4 +41,4 @@ class RunResult:
     skipped: list = field(default_factory=list)   # sources.Skipped: every file not scored, with its reason
     notes: list = field(default_factory=list)     # short notes (the status column)
     hints: list = field(default_factory=list)     # longer advice, printed once on stderr
-    reference_stats: Optional[object] = None      # metrics.reference_stats.ReferenceStats to save
+    reference_stats: Optional[object] = None      # aesthetic4k_metrics.reference_stats.ReferenceStats to save

@@ -28,10 +28,10 @@ from aesthetic4k.evaluation.scoring import DetailScoring, NetworkScoring
 from aesthetic4k.evaluation.sources import FolderImages, GeneratedImages, Skipped, display, open_source
 from aesthetic4k.generators.base import GeneratorHandle
 from aesthetic4k.results_schema import MIXED
-from metrics import weights
-from metrics.cache import cache_root
-from metrics.registry import FILE, METRICS, PUBLISHED
-from metrics.settings import resolve_device
+from aesthetic4k_metrics import weights
+from aesthetic4k_metrics.cache import cache_root
+from aesthetic4k_metrics.registry import FILE, METRICS, PUBLISHED
+from aesthetic4k_metrics.settings import resolve_device
 
 SMALL_SET = 100  # below this FID/KID mostly measure the sample size (Aesthetic-Eval@4096 has 195)
 DEFAULT_SIZE = 2048
@@ -120,11 +120,11 @@ class Run:
         if spec:
             path = Path(spec)
             if path.is_dir():
-                from metrics.folders import image_files
+                from aesthetic4k_metrics.folders import image_files
 
                 return "folder", image_files(path)
             if path.is_file():
-                from metrics.reference_stats import ReferenceStats
+                from aesthetic4k_metrics.reference_stats import ReferenceStats
 
                 return "stats", ReferenceStats.load(path)
             raise UserError(f"--reference {display(spec)}: no such folder or statistics file")
@@ -305,7 +305,7 @@ class Run:
         run_settings = {"generator": dict(source.defaults), "seed": config.seed, **size_info}
         generated = not source.serves_files
         if generated:
-            from metrics.compression import encoder_settings
+            from aesthetic4k_metrics.compression import encoder_settings
 
             run_settings["image_encoder"] = encoder_settings(95)     # how the generated JPEGs were written
         if config.report:
@@ -347,7 +347,7 @@ class Run:
             self.notes.append(f"{counts}: " + ", ".join(f"{s.name} ({s.reason})" for s in skipped))
 
     def _reference_stats(self, network, reference):
-        from metrics.reference_stats import ReferenceStats, new_meta
+        from aesthetic4k_metrics.reference_stats import ReferenceStats, new_meta
 
         if network is None or reference is None or reference[0] == "stats":
             raise UserError("--save-reference-stats needs FID-family metrics with reference images "

@@ -17,7 +17,7 @@ from aesthetic4k import results
 from aesthetic4k.errors import UserError
 from aesthetic4k.evaluation.config import EvalConfig, RunResult
 from aesthetic4k.evaluation.sources import display
-from metrics.registry import METRICS
+from aesthetic4k_metrics.registry import METRICS
 
 PER_IMAGE_FIRST = ["stem", "file", "status", "width", "height"]
 PER_IMAGE_LAST = ["prompt", "reference"]

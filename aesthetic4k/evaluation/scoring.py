@@ -1,8 +1,8 @@
 """How a run feeds the metric classes: one path for the file metrics, one for the network metrics.
 
-What a metric reads and needs comes from ``metrics.registry``; nothing here is specific to one
+What a metric reads and needs comes from ``aesthetic4k_metrics.registry``; nothing here is specific to one
 metric. File metrics (GLCM Score, Compression Ratio) get one decode per image through
-``metrics.detail.measure_files``. Network metrics (FID family, CLIPScore, Aesthetics) get
+``aesthetic4k_metrics.detail.measure_files``. Network metrics (FID family, CLIPScore, Aesthetics) get
 features: computed once per image and recipe (FID and KID share theirs), from the in-memory
 image when it was just generated, else from the cache or the file, and added to the metrics in
 the run's fixed batches, so the same run gives the same bits however its images were obtained.
@@ -18,8 +18,8 @@ import numpy as np
 from aesthetic4k.errors import ImageError, UserError
 from aesthetic4k.evaluation.features import FileFeatures, GeneratedFeatures, recipe_digest
 from aesthetic4k.evaluation.sources import Item, display
-from metrics.parallel import ordered_map
-from metrics.registry import METRICS
+from aesthetic4k_metrics.parallel import ordered_map
+from aesthetic4k_metrics.registry import METRICS
 
 
 class DetailScoring:
@@ -34,7 +34,7 @@ class DetailScoring:
 
     def measure(self, items: list[Item]) -> list:
         """One measurement per item, in order; ``error`` set for a file that cannot be used."""
-        from metrics.detail import measure_files
+        from aesthetic4k_metrics.detail import measure_files
 
         return list(measure_files([item.image_path for item in items], glcm="glcm_score" in self.metrics,
                                   jpeg_mode=self.jpeg_mode, keep_patches=self.keep_patches,
@@ -256,7 +256,7 @@ class NetworkScoring:
 
 
 def _read(path: Path, max_pixels: int) -> np.ndarray:
-    from metrics.pixel_input import read_pil_rgb
+    from aesthetic4k_metrics.pixel_input import read_pil_rgb
 
     return read_pil_rgb(path, max_pixels)
 

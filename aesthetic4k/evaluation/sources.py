@@ -21,8 +21,8 @@ import numpy as np
 from aesthetic4k.data.records import Record
 from aesthetic4k.errors import UserError
 from aesthetic4k.generators.base import GeneratorHandle, GeneratorOptions
-from metrics.errors import first_line, is_out_of_memory
-from metrics.image_input import IMAGE_SUFFIXES
+from aesthetic4k_metrics.errors import first_line, is_out_of_memory
+from aesthetic4k_metrics.image_input import IMAGE_SUFFIXES
 
 JPEG_QUALITY = 95
 # formats people save images in that the metrics' decoders do not read
@@ -44,7 +44,7 @@ class Item:
     image_path: Path                              # the saved q95 JPEG / the folder image
     image: Optional[np.ndarray] = None            # H x W x 3 uint8 RGB in memory (just generated)
     jpeg: Optional[bytes] = None                  # its q95 encoding, written to image_path once its features are kept
-    detail: object = None                         # the fine-detail measurement (metrics.detail)
+    detail: object = None                         # the fine-detail measurement (aesthetic4k_metrics.detail)
     features: dict = field(default_factory=dict)  # metric name -> features of the generated image
 
     @property

@@ -112,10 +112,10 @@ def _cache_then_hub(load, source: str, required: str):
     """``load(source, local_files_only=...)`` from the cache first, then the hub when allowed.
 
     Before the download the hub is asked once, briefly, for ``required`` (see
-    ``metrics.network``): an unreachable hub or a missing repository or file is one line within
+    ``aesthetic4k_metrics.network``): an unreachable hub or a missing repository or file is one line within
     seconds instead of huggingface_hub's retries.
     """
-    from metrics import network
+    from aesthetic4k_metrics import network
 
     try:
         return load(source, local_files_only=True)

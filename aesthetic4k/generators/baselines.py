@@ -11,7 +11,7 @@ def _reference_square(record, size):
     """The reference image as the FID protocol sees it: shorter side to ``size``, centre crop."""
     from PIL import Image
 
-    from metrics.image_input import read_rgb
+    from aesthetic4k_metrics.image_input import read_rgb
 
     if record.image_path is None:
         raise UserError(f"{record.stem}: the dataset has no reference image for this entry")

@@ -35,7 +35,7 @@ HEAT_COLOURS = "magma"
 
 def slice_pair_totals() -> list[int]:
     """Pixel pairs of each (distance, angle) slice in one 64 x 64 patch, offsets as the metric rounds them."""
-    from metrics.glcm import PATCH, pixel_offsets
+    from aesthetic4k_metrics.glcm import PATCH, pixel_offsets
 
     return [(PATCH - abs(rows)) * (PATCH - abs(cols)) for rows, cols in pixel_offsets()]
 
@@ -72,7 +72,7 @@ def entropy_bound(cells: int, masses) -> float:
 @lru_cache(maxsize=None)
 def max_patch_score() -> float:
     """The largest GLCM Score any 64 x 64 patch can have, in bits (see the module docstring)."""
-    from metrics.glcm import LEVELS
+    from aesthetic4k_metrics.glcm import LEVELS
 
     totals = slice_pair_totals()
     slices_per_total = Counter(totals)

@@ -6,7 +6,7 @@ import math
 
 from aesthetic4k.html_page import escape
 from aesthetic4k.report.crops import CROP, PATCH
-from metrics.registry import METRICS
+from aesthetic4k_metrics.registry import METRICS
 
 # Keys of a per-image entry that are not values to tabulate (or get their own columns).
 LAYOUT_KEYS = {"stem", "file", "prompt", "reference", "glcm_patches", "patches_key", "width", "height",

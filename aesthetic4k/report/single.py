@@ -19,7 +19,7 @@ from aesthetic4k.report.folder import ReportFolder
 from aesthetic4k.report.glcm_scale import colour_bar_svg, scale_top
 from aesthetic4k.report.run_data import run_settings, save_run
 from aesthetic4k.report.views import build_view, per_image_budget
-from metrics.registry import METRICS
+from aesthetic4k_metrics.registry import METRICS
 
 
 def histograms_svg(per_image, names) -> str:

@@ -73,8 +73,8 @@ def entry_stem(entry: dict) -> str:
 
 def _decode(entry: dict, image: RunImage):
     """The image's pixels, with ``image`` filled in (size, grid) or its error set; None on error."""
-    from metrics.glcm import glcm_patch_scores
-    from metrics.image_input import read_image, to_gray
+    from aesthetic4k_metrics.glcm import glcm_patch_scores
+    from aesthetic4k_metrics.image_input import read_image, to_gray
 
     path = entry.get("file")
     if not path:
@@ -98,7 +98,7 @@ def _decode(entry: dict, image: RunImage):
 
 def _reference(entry_list, width: int, height: int):
     """(the reference framed like the generated image, or None; note) for the first entry naming one."""
-    from metrics.image_input import read_rgb
+    from aesthetic4k_metrics.image_input import read_rgb
 
     path = next((e.get("reference") for e in entry_list if e.get("reference")), None)
     if not path:

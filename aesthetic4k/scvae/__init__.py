@@ -8,7 +8,7 @@ the diffusion generators load.
 
 - :mod:`~aesthetic4k.scvae.config`: the settings and their upstream defaults;
 - :mod:`~aesthetic4k.scvae.losses`: pixel/patch MSE, hinge GAN, gradient penalty, adaptive weight, SC loss;
-- :mod:`~aesthetic4k.scvae.lpips`: LPIPS (VGG16), weights through :mod:`metrics.weights`;
+- :mod:`~aesthetic4k.scvae.lpips`: LPIPS (VGG16), weights through :mod:`aesthetic4k_metrics.weights`;
 - :mod:`~aesthetic4k.scvae.discriminator`: the patch discriminator;
 - :mod:`~aesthetic4k.scvae.model`: decoding with the decoder's last activation;
 - :mod:`~aesthetic4k.scvae.train`: the loop, checkpoints, the exported VAE.

@@ -7,7 +7,7 @@ relu3_3, relu4_3, relu5_3). Each feature map is divided by its L2 norm over chan
 pixel; the squared difference of the two normalised maps is weighted per channel by a learned
 non-negative 1 x 1 layer, averaged over the pixels, and the five stages are summed.
 
-Weights (resolved by :mod:`metrics.weights`, never downloaded unless allowed):
+Weights (resolved by :mod:`aesthetic4k_metrics.weights`, never downloaded unless allowed):
 
 - ``vgg16``: torchvision's ImageNet VGG16 (``vgg16-397923af.pth``, keys ``features.N.*``);
 - ``lpips-vgg``: the LPIPS v0.1 linear layers (``weights/v0.1/vgg.pth`` of the ``lpips`` package,
@@ -132,7 +132,7 @@ def load_lpips(backbone: Optional[str] = None, heads: Optional[str] = None,
     otherwise ``A4K_VGG16`` / ``A4K_LPIPS_VGG``, the caches (torch hub's ``vgg16-397923af.pth``),
     the installed ``lpips`` package, then a download when allowed.
     """
-    from metrics.weights import resolve
+    from aesthetic4k_metrics.weights import resolve
 
     resolved = {"vgg16": resolve("vgg16", backbone, allow_download),
                 "lpips-vgg": resolve("lpips-vgg", heads, allow_download)}

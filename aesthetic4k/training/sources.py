@@ -31,7 +31,7 @@ class StreamSettings:
 
 
 def default_stream_cache() -> Path:
-    from metrics.cache import cache_root
+    from aesthetic4k_metrics.cache import cache_root
 
     return cache_root() / "stream"
 
