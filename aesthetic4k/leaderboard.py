@@ -1,11 +1,14 @@
-"""The leaderboard: every checked-in results.csv (plus the paper's reported numbers) as Markdown and HTML.
+"""The leaderboard: every checked-in results.csv (plus the numbers papers published) as Markdown and HTML.
 
 Inputs are ``leaderboards/results/*.csv`` (rows written by ``a4k-eval``) and
-``leaderboards/reported.csv`` (numbers copied from papers, each with its source). Measured and
-reported rows are never mixed in one table, so nobody mistakes a number from a paper for one this
-toolkit produced. Rows of the built-in sample set (a smoke test, not a benchmark) get their own
-sections after the benchmarks and never share a plot with them. The output depends on the input
-files only (no clock, fixed plot ids), so a change to the README is a reviewable diff.
+``leaderboards/reported.csv`` (numbers copied from papers, each with its paper, table and stated
+protocol; ``aesthetic4k.reported``). Measured and reported rows are never mixed in one table, so
+nobody mistakes a number from a paper for one this toolkit produced; reported rows whose protocol
+differs from the toolkit's (or is not stated) get a table of their own with the difference named,
+and a reported number is only ever ranked against rows of the same paper. Rows of the built-in
+sample set (a smoke test, not a benchmark) get their own sections after the benchmarks and never
+share a plot with them. The output depends on the input files only (no clock, fixed plot ids), so a
+change to the README is a reviewable diff.
 """
 from __future__ import annotations
 
@@ -13,13 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aesthetic4k.errors import UserError
+from aesthetic4k.reported import COLUMNS as REPORTED_COLUMNS  # noqa: F401 (the reported.csv columns, by their old name)
+from aesthetic4k.reported import NOT_MEASURED_HERE, NOT_MEASURED_MARK, NOT_STATED, load_reported, metric_info
 from aesthetic4k.results_schema import ResultRow, load_results
 from aesthetic4k_metrics.registry import METRICS, PUBLISHED
 
 DEFAULT_RESULTS_DIR = Path("leaderboards/results")
 DEFAULT_REPORTED = Path("leaderboards/reported.csv")
 DEFAULT_OUT_DIR = Path("leaderboards")
-REPORTED_COLUMNS = ["generator", "dataset", "size", *METRICS, "source"]
 MISSING = "–"
 SMOKE_DATASETS = ("sample",)        # the built-in sample set: a smoke test, not a benchmark
 NOISE_SHOWN_AS = "0.00"
@@ -48,6 +52,16 @@ class Group:
     size: int
     measured: tuple
     reported: tuple
+
+    @property
+    def comparable(self) -> tuple:
+        """Reported rows that follow the protocol this toolkit reproduces."""
+        return tuple(r for r in self.reported if r.follows_toolkit_protocol)
+
+    @property
+    def apart(self) -> tuple:
+        """Reported rows whose protocol differs from the toolkit's, or is not stated."""
+        return tuple(r for r in self.reported if not r.follows_toolkit_protocol)
 
     @property
     def title(self) -> str:
@@ -95,11 +109,7 @@ def collect(results_dir=DEFAULT_RESULTS_DIR, reported_path=DEFAULT_REPORTED) -> 
     collection.measured = list(newest.values())
     if reported_path is not None and Path(reported_path).exists():
         try:
-            reported = load_results(reported_path, REPORTED_COLUMNS, what="reported-results file")
-            unsourced = [r for r in reported if not r.source]
-            if unsourced:
-                raise UserError(f"{unsourced[0].where}: a reported row needs its source (paper, table)")
-            collection.reported = reported
+            collection.reported = load_reported(reported_path)
         except UserError as exc:
             collection.problems.append(f"skipped {exc}")
     return collection
@@ -111,6 +121,11 @@ def _score_order(row: ResultRow):
     return (glcm is None, -(glcm or 0.0), row.generator.lower(), row.source)
 
 
+def _reported_order(row):
+    # One paper's rows together (papers by arXiv id), in the order the paper prints them (the file's).
+    return (row.arxiv, row.line)
+
+
 def groups_of(collection: Collection) -> list[Group]:
     """One group per dataset and size: the benchmark first, the sample set last."""
     keys = {(r.dataset, r.size) for r in collection.measured + collection.reported}
@@ -120,20 +135,28 @@ def groups_of(collection: Collection) -> list[Group]:
         measured = sorted((r for r in collection.measured if (r.dataset, r.size) == (dataset, size)),
                           key=_score_order)
         reported = sorted((r for r in collection.reported if (r.dataset, r.size) == (dataset, size)),
-                          key=_score_order)
+                          key=_reported_order)
         groups.append(Group(dataset, size, tuple(measured), tuple(reported)))
     return groups
 
 
 def metric_columns(rows) -> list[str]:
-    """The five published metrics always, extra metrics only when some row has them."""
+    """The five published metrics always; the toolkit's other metrics, then metrics only papers report
+    (``NOT_MEASURED_HERE``), when some row has them."""
     rows = list(rows)
-    extras = [name for name in METRICS if name not in PUBLISHED and any(name in r.values for r in rows)]
+    extras = [name for name in [*METRICS, *NOT_MEASURED_HERE]
+              if name not in PUBLISHED and any(name in r.values for r in rows)]
     return list(PUBLISHED) + extras
 
 
 def metric_heading(name: str) -> str:
-    return METRICS[name].label
+    """The column heading; a metric this toolkit does not compute carries the not-measured-here mark."""
+    label = metric_info(name).label
+    return f"{label} {NOT_MEASURED_MARK}" if name in NOT_MEASURED_HERE else label
+
+
+NOT_MEASURED_NOTE = (f"{NOT_MEASURED_MARK} not measured here: a metric this toolkit does not compute, "
+                     "shown as the paper printed it")
 
 
 def format_number(value: float) -> str:
@@ -166,8 +189,15 @@ def best_values(rows, names) -> dict[str, float]:
     for name in names:
         present = [0.0 if is_noise(name, r.values[name]) else r.values[name] for r in rows if name in r.values]
         if len(present) >= 2:
-            best[name] = max(present) if METRICS[name].higher_is_better else min(present)
+            best[name] = max(present) if metric_info(name).higher_is_better else min(present)
     return best
+
+
+def best_per_paper(rows, names) -> dict:
+    """arXiv id -> best values among that paper's rows: a reported number is ranked only within its paper,
+    whose rows share one protocol, never against another paper's."""
+    papers = sorted({r.arxiv for r in rows})
+    return {paper: best_values([r for r in rows if r.arxiv == paper], names) for paper in papers}
 
 
 def is_best(row: ResultRow, name: str, best: dict) -> bool:
@@ -233,7 +263,7 @@ def _md_metric_cells(row, names, best, notes) -> list[str]:
             text = f"**{text}**"
         elif name in row.values and is_noise(name, row.values[name]):
             text += "†"
-            notes.append(f"- † {row.generator}: {METRICS[name].title} is {row.values[name]!r} in its results "
+            notes.append(f"- † {row.generator}: {metric_info(name).title} is {row.values[name]!r} in its results "
                          f"file, numerical noise (between -{NUMERICAL_NOISE[name]} and 0 for a metric that "
                          "cannot be negative), shown as 0.00")
         cells.append(text)
@@ -256,7 +286,8 @@ def render_markdown(collection: Collection) -> str:
         "",
         f"Latest measured result: {latest or 'none yet'}. "
         "↑ higher is better, ↓ lower is better. **Bold**: the best value of a column among the rows "
-        "of one table (measured and reported rows are ranked separately). A linked generator name "
+        "of one table (measured and reported rows are ranked separately; a reported number only against "
+        "rows of the same paper). A linked generator name "
         "opens that run's report. Metric definitions: docs/protocol.md sections 3-7. An interactive, "
         "sortable version with plots is in `index.html`.",
         "",
@@ -268,7 +299,7 @@ def render_markdown(collection: Collection) -> str:
         lines += [f"## {heading}", "", f"Dataset `{group.dataset}`, size {group.size} px."
                   + ("" if group.is_benchmark else " The built-in sample set checks that the toolkit runs; "
                      "its numbers say nothing about a model."), ""]
-        names = metric_columns(group.measured + group.reported)
+        names = metric_columns(group.measured + group.comparable)
         lines += ["### Measured by this toolkit", ""]
         if group.measured:
             best = best_values(group.measured, names)
@@ -290,11 +321,62 @@ def render_markdown(collection: Collection) -> str:
         else:
             lines += ["No measured results yet."]
         lines.append("")
-        if group.reported:
-            lines += ["### Reported in papers (not measured by this toolkit)", ""]
-            best = best_values(group.reported, names)
-            header = ["Generator"] + [metric_heading(n) for n in names] + ["Source"]
-            align = ["l"] + ["r"] * len(names) + ["l"]
-            rows = [[r.generator] + _md_metric_cells(r, names, best, []) + [r.source] for r in group.reported]
-            lines += _md_table(header, align, rows) + [""]
+        if group.comparable:
+            lines += ["### Reported in papers, same protocol as this toolkit (not measured by this toolkit)", ""]
+            lines += _md_comparable_table(group.comparable, names) + [""]
+        if group.apart:
+            lines += ["### Reported in papers, other or unstated protocol (not comparable with the tables above)",
+                      "", "One table per paper, with what differs from the protocol this toolkit reproduces; a "
+                      "paper's rows are ranked only against each other.", ""]
+            for arxiv in dict.fromkeys(r.arxiv for r in group.apart):
+                lines += _md_paper_table([r for r in group.apart if r.arxiv == arxiv]) + [""]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def reported_source(row) -> str:
+    """Paper, arXiv id, table and the row's name as printed: where to find the number."""
+    return f'{row.source}, row "{row.paper_row}"'
+
+
+def _md_comparable_table(rows, names) -> list[str]:
+    best = best_per_paper(rows, names)
+    header = ["Generator"] + [metric_heading(n) for n in names] + ["Source"]
+    body = [[r.generator] + _md_metric_cells(r, names, best[r.arxiv], []) + [reported_source(r)] for r in rows]
+    return _md_table(header, ["l"] + ["r"] * len(names) + ["l"], body)
+
+
+def stated_protocol(row) -> str:
+    """Resize, patch recipe, FID implementation and image count, as the paper states them."""
+    parts = [f"resize: {row.resize or NOT_STATED}", f"FID implementation: {row.fid_implementation or NOT_STATED}",
+             f"images: {row.n_images if row.n_images is not None else NOT_STATED}"]
+    if row.patch_recipe:
+        parts.insert(1, f"patch recipe: {row.patch_recipe}")
+    return "; ".join(parts)
+
+
+def shared_differences(rows) -> tuple[str, list[str]]:
+    """The differences all ``rows`` share (leading "; "-separated parts), and what each row adds to them."""
+    split = [r.differences.split("; ") for r in rows]
+    shared = 0
+    while all(len(parts) > shared and parts[shared] == split[0][shared] for parts in split):
+        shared += 1
+    return "; ".join(split[0][:shared]), ["; ".join(parts[shared:]) for parts in split]
+
+
+def _md_paper_table(rows) -> list[str]:
+    """One paper's rows: its stated protocol and shared differences once, then the table."""
+    names = [name for name in metric_columns(rows) if any(name in r.values for r in rows)]
+    best = best_per_paper(rows, names)[rows[0].arxiv]
+    shared, own = shared_differences(rows)
+    stated = list(dict.fromkeys(stated_protocol(r) for r in rows))
+    lines = [f"#### {rows[0].paper}, arXiv {rows[0].arxiv}", "", f"As the paper states it: {' | '.join(stated)}.", ""]
+    if shared:
+        lines += [f"Differs from this toolkit's protocol: {shared}.", ""]
+    extra = any(own)
+    header = ["Generator"] + [metric_heading(n) for n in names] + (["Also differs"] if extra else []) + ["Table, row"]
+    body = [[r.generator] + _md_metric_cells(r, names, best, []) + ([text or MISSING] if extra else [])
+            + [f'{r.table}, row "{r.paper_row}"'] for r, text in zip(rows, own)]
+    lines += _md_table(header, ["l"] + ["r"] * len(names) + ["l"] * (2 if extra else 1), body)
+    if any(n in NOT_MEASURED_HERE for n in names):
+        lines += ["", f"- {NOT_MEASURED_NOTE}"]
+    return lines

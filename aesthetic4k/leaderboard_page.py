@@ -17,9 +17,11 @@ from pathlib import Path
 from aesthetic4k.errors import UserError
 from aesthetic4k.html_page import SORT_SCRIPT, escape, new_figure, page, svg_of, write_page
 from aesthetic4k.leaderboard import (DEFAULT_OUT_DIR, DEFAULT_REPORTED, DEFAULT_RESULTS_DIR, MISSING,
-                                     NUMERICAL_NOISE, Collection, Group, best_values, collect, display_date,
-                                     display_value, groups_of, is_best, is_noise, latest_date, metric_columns,
-                                     metric_heading, protocol_label, render_markdown)
+                                     NOT_MEASURED_NOTE, NUMERICAL_NOISE, Collection, Group, best_per_paper,
+                                     best_values, collect, display_date, display_value, groups_of, is_best, is_noise,
+                                     latest_date, metric_columns, metric_heading, protocol_label, render_markdown,
+                                     reported_source, stated_protocol)
+from aesthetic4k.reported import NOT_MEASURED_HERE, metric_info
 from aesthetic4k.results_schema import ResultRow
 from aesthetic4k_metrics.registry import METRICS, PUBLISHED
 
@@ -30,6 +32,8 @@ table.board thead th { white-space: normal; vertical-align: bottom; line-height:
 table.board tbody tr.main td { height: 36px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 table.board td.generator { max-width: 200px; }
 table.board td.benchmark { max-width: 190px; }
+table.board td.differs { max-width: 200px; }
+table.board td.paper { max-width: 120px; }
 td.noise { text-decoration: underline dotted; cursor: help; }
 button.more { border: 1px solid var(--line); background: var(--paper); border-radius: 4px; width: 24px;
               height: 22px; padding: 0; cursor: pointer; color: var(--muted); font-size: 11px; }
@@ -83,7 +87,7 @@ def _plot(groups, x_name: str, y_name: str) -> str:
     for index, group in enumerate(groups):
         colour = palette[index % len(palette)]
         used = False
-        for rows, marker, filled in ((group.measured, "o", True), (group.reported, "D", False)):
+        for rows, marker, filled in ((group.measured, "o", True), (group.comparable, "D", False)):
             points = [(r.values[x_name], r.values[y_name], r.generator) for r in rows
                       if x_name in r.values and y_name in r.values]
             for x, y, label in points:
@@ -97,12 +101,12 @@ def _plot(groups, x_name: str, y_name: str) -> str:
             handles.append(Line2D([], [], marker="s", linestyle="", color=colour, label=group.title))
     handles += [Line2D([], [], marker="o", linestyle="", color="#555555", label="measured"),
                 Line2D([], [], marker="D", linestyle="", markerfacecolor="white", color="#555555",
-                       label="reported in a paper")]
+                       label="reported in a paper, same protocol")]
     if plotted == 0:
         axes.text(0.5, 0.5, "no benchmark result has both values yet", ha="center", va="center",
                   transform=axes.transAxes, color="#777777")
     for name, set_label in ((x_name, axes.set_xlabel), (y_name, axes.set_ylabel)):
-        info = METRICS[name]
+        info = metric_info(name)
         set_label(f"{info.title} ({info.better} is better)")
     axes.grid(True, color="#e3e7ec", linewidth=0.8, zorder=0)
     axes.margins(0.12)
@@ -139,27 +143,40 @@ def _metric_cell(row: ResultRow, name: str, best: dict, column: str) -> str:
 
 
 def _details(row: ResultRow, folded) -> str:
-    """The detail row: the values of foldable columns (shown once folded), then protocol, toolkit, date, ..."""
+    """The detail row: the values of foldable columns (shown once folded), then protocol, toolkit, date, ...
+
+    A reported row shows its protocol as the paper states it, the difference from the toolkit's, and
+    where the numbers are: paper, arXiv id, table, the row's name and the quoted table row."""
+    order = [*METRICS, *NOT_MEASURED_HERE]
     values = []
-    for column in sorted(folded, key=lambda c: (c == IMAGES, c in METRICS and list(METRICS).index(c))):
+    for column in sorted(folded, key=lambda c: (c == IMAGES, c in order and order.index(c))):
         label = "Images" if column == IMAGES else metric_heading(column)
         text = ("" if row.n_images is None else str(row.n_images)) if column == IMAGES else display_value(row, column)
         values.append(f'<div class="folded-value" data-col="{column}"><dt>{escape(label)}</dt>'
                       f"<dd>{escape(text or MISSING)}</dd></div>")
-    items = [("protocol", protocol_label(row.settings)), ("toolkit", row.toolkit_version),
-             ("date", display_date(row.date)), ("status", row.status), ("source", row.source),
-             ("results file", "" if row.source else row.path)]
+    if row.source:
+        items = [("protocol" if row.follows_toolkit_protocol else "differs from this toolkit's protocol",
+                  row.protocol_text), ("as the paper states it", stated_protocol(row)),
+                 ("source", reported_source(row)), ("quoted table row", row.quote)]
+        if any(name in NOT_MEASURED_HERE for name in row.values):
+            items.append(("note", NOT_MEASURED_NOTE))
+    else:
+        items = [("protocol", protocol_label(row.settings)), ("toolkit", row.toolkit_version),
+                 ("date", display_date(row.date)), ("status", row.status), ("results file", row.path)]
     return ("<dl>" + "".join(values) + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in items if v)
             + "</dl>")
 
 
-def _rows(row: ResultRow, group: Group, names, best, links, row_id: str) -> str:
+def _rows(row: ResultRow, group: Group, names, best, links, row_id: str, differs: bool) -> str:
     kind = "reported" if row.source else "measured"
     link = links.get(row.key)
     report = f'<a href="{escape(link)}">report</a>' if link else ""
     cells = [f'<td><button type="button" class="more" aria-expanded="false" aria-controls="{row_id}" '
              f'title="protocol, toolkit, date, status, source">&#9656;</button></td>',
-             f'<td><span class="badge {kind}">{kind}</span></td>',
+             # the table of other protocols holds reported rows only: it names each row's paper instead
+             (f'<td class="paper" data-value="{escape(row.arxiv)}" title="{escape(row.paper)}, arXiv '
+              f'{escape(row.arxiv)}">{escape(row.paper.split(" (")[0])}</td>' if differs
+              else f'<td><span class="badge {kind}">{kind}</span></td>'),
              f'<td class="benchmark" data-value="{escape(group.title)}" title="{escape(group.title)}">'
              f"{escape(group.title)}</td>",
              f'<td class="generator" title="{escape(row.generator)}">{escape(row.generator)}</td>',
@@ -167,33 +184,51 @@ def _rows(row: ResultRow, group: Group, names, best, links, row_id: str) -> str:
              f'{"" if row.n_images is None else row.n_images}</td>']
     folded = foldable(names)
     cells += [_metric_cell(row, name, best, f' data-col="{name}"' if name in folded else "") for name in names]
-    cells.append(f'<td class="report" data-value="{escape(link or "")}">{report}</td>')
+    if differs:
+        cells.append(f'<td class="differs" title="{escape(row.differences)}">{escape(row.differences)}</td>')
+    else:
+        cells.append(f'<td class="report" data-value="{escape(link or "")}">{report}</td>')
     return (f'<tr class="main {kind}">' + "".join(cells) + "</tr>"
             f'<tr class="detail" id="{row_id}" hidden><td colspan="{len(cells)}">{_details(row, folded)}</td></tr>')
 
 
-def _table(table_id: str, groups, names, links) -> str:
+def _table(table_id: str, blocks, names, links, differs: bool = False) -> str:
+    """One sortable table. ``blocks``: (group, rows, best) in display order, ``best(row)`` its ranking's best
+    values; ``differs``: a column naming each row's difference from the toolkit's protocol, instead of Report."""
     folded = foldable(names)
-    headers = ['<th data-nosort aria-label="details"></th>', "<th>Kind</th>", "<th>Benchmark</th>",
+    headers = ['<th data-nosort aria-label="details"></th>', "<th>Paper</th>" if differs else "<th>Kind</th>",
+               "<th>Benchmark</th>",
                "<th>Generator</th>", f'<th class="num" data-col="{IMAGES}">Images</th>']
     for name in names:
-        info = METRICS[name]
+        info = metric_info(name)
         column = f' data-col="{name}"' if name in folded else ""
+        note = f" ({NOT_MEASURED_NOTE})" if name in NOT_MEASURED_HERE else ""
         headers.append(f'<th class="num"{column} data-metric="{name}" data-better="{info.better}" '
-                       f'title="{escape(info.description)}">{escape(metric_heading(name))}</th>')
-    headers.append("<th>Report</th>")
+                       f'title="{escape(info.description + note)}">{escape(metric_heading(name))}</th>')
+    headers.append("<th>Differs from this toolkit's protocol</th>" if differs else "<th>Report</th>")
     body, count = [], 0
-    # Measured rows first, reported ones after: the default order never interleaves the two.
-    for kind in ("measured", "reported"):
-        for group in groups:
-            rows = getattr(group, kind)
-            best = best_values(rows, names)
-            for row in rows:
-                count += 1
-                body.append(_rows(row, group, names, best, links, f"{table_id}-detail-{count}"))
+    for group, rows, best in blocks:
+        for row in rows:
+            count += 1
+            body.append(_rows(row, group, names, best(row), links, f"{table_id}-detail-{count}", differs))
     return (f'<div class="scroll"><table class="sortable board" id="{table_id}" data-fold-order="{" ".join(folded)}">'
             "<thead><tr>" + "".join(headers)
             + "</tr></thead><tbody>" + "".join(body) + "</tbody></table></div>")
+
+
+def _blocks(groups, kind: str, names) -> list:
+    """(group, rows, best) for one kind of row: measured rows ranked among measured rows of their benchmark,
+    reported rows ("comparable", "apart") only among rows of the same paper."""
+    blocks = []
+    for group in groups:
+        rows = getattr(group, kind)
+        if kind == "measured":
+            best = best_values(rows, names)
+            blocks.append((group, rows, lambda row, best=best: best))
+        else:
+            per_paper = best_per_paper(rows, names)
+            blocks.append((group, rows, lambda row, per_paper=per_paper: per_paper[row.arxiv]))
+    return blocks
 
 
 def render_html(collection: Collection) -> str:
@@ -203,32 +238,46 @@ def render_html(collection: Collection) -> str:
     latest = latest_date(collection.measured)
     links = collection.reports
     parts = []
-    if any(g.measured or g.reported for g in benchmark):
+    if any(g.measured or g.comparable for g in benchmark):
         parts.append(
             '<section><h2>Detail and fidelity (benchmark results)</h2><div class="plots">'
             f"<figure>{_plot(benchmark, 'compression_ratio', 'glcm_score')}"
             "<figcaption>GLCM Score against Compression Ratio: more local texture is up and to the left."
             "</figcaption></figure>"
             f"<figure>{_plot(benchmark, 'fid', 'clip_score')}"
-            "<figcaption>FID against CLIPScore: closer to the real images (left) and to the prompt (up)."
-            "</figcaption></figure></div></section>")
+            "<figcaption>FID against CLIPScore: closer to the real images (left) and to the prompt (up). "
+            "Reported rows of another protocol are not plotted.</figcaption></figure></div></section>")
     legend = ("Click a column header to sort; click again to reverse; &#9656; opens a row's protocol, toolkit, "
-              "date, status and source, and the columns that did not fit the window. <b>Bold</b>: best value of its benchmark among measured rows (reported "
-              "rows ranked separately). Rows marked <span class=\"badge reported\">reported</span> are numbers "
-              "printed in papers, not measured by this toolkit. A dotted 0.00 is a value a hair below zero "
-              "(numerical noise; hover for the raw value), never ranked best.")
+              "date, status and source, and the columns that did not fit the window. <b>Bold</b>: best value of "
+              "its benchmark among measured rows (a reported number is ranked only against rows of the same "
+              "paper). Rows marked <span class=\"badge reported\">reported</span> are numbers printed in papers "
+              "that follow the protocol this toolkit reproduces, not measured by this toolkit. A dotted 0.00 is a "
+              "value a hair below zero (numerical noise; hover for the raw value), never ranked best.")
     if benchmark:
-        names = metric_columns([r for g in benchmark for r in g.measured + g.reported])
+        names = metric_columns([r for g in benchmark for r in g.measured + g.comparable])
+        blocks = _blocks(benchmark, "measured", names) + _blocks(benchmark, "comparable", names)
         parts.append(f'<section><h2>Benchmark results</h2><p class="note">{legend}</p>'
-                     + _table("results", benchmark, names, links) + "</section>")
+                     + _table("results", blocks, names, links) + "</section>")
     else:
         parts.append('<section><h2>Benchmark results</h2><p class="note">No benchmark results yet.</p></section>')
+    apart = [g for g in benchmark if g.apart]
+    if apart:
+        names = metric_columns([r for g in apart for r in g.apart])
+        parts.append('<section><h2>Reported with another or unstated protocol</h2><p class="note">'
+                     "Numbers printed in later papers whose evaluation protocol differs from the one this toolkit "
+                     "reproduces, or is not stated: they are not comparable with the table above, and each row "
+                     "names the difference. A paper's rows are ranked only against each other. &#9656; opens the "
+                     "protocol as the paper states it, the paper, table and row, and the quoted table row. "
+                     f"{escape(NOT_MEASURED_NOTE)}.</p>"
+                     + _table("reported-apart", _blocks(apart, "apart", names), names, links, differs=True)
+                     + "</section>")
     if smoke:
         names = metric_columns([r for g in smoke for r in g.measured + g.reported])
+        blocks = _blocks(smoke, "measured", names) + _blocks(smoke, "comparable", names)
         parts.append('<section class="smoke"><h2>Sample set (smoke test, not a benchmark)</h2><p class="note">'
                      "Runs on the built-in sample set check that the toolkit works; with a handful of images "
                      "their numbers say nothing about a model, so they are neither plotted nor ranked with "
-                     "the benchmark.</p>" + _table("smoke-results", smoke, names, links) + "</section>")
+                     "the benchmark.</p>" + _table("smoke-results", blocks, names, links) + "</section>")
     versions = sorted({r.toolkit_version for r in collection.measured if r.toolkit_version})
     subtitle = (f"{len(collection.measured)} measured and {len(collection.reported)} reported results"
                 f" &middot; latest measured result {escape(latest or 'none yet')}"

@@ -13,7 +13,6 @@ from aesthetic4k.cli.leaderboard import main
 from aesthetic4k.leaderboard import REPORTED_COLUMNS, collect, render_markdown
 from aesthetic4k.leaderboard_page import render_html
 from aesthetic4k.results import COLUMNS
-from aesthetic4k.results_schema import load_results
 from aesthetic4k_metrics.registry import METRICS, PUBLISHED
 from tests.csv_files import write_csv as write_rows
 
@@ -22,6 +21,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 def write_csv(path, rows, columns=COLUMNS):
     return write_rows(path, rows, columns)
+
+
+def reported(generator, size=2048, paper="Paper A", arxiv="2503.18352", table="Table 1", protocol="paper",
+             differences="", **values):
+    """A reported.csv row: every value quoted in the table row, as the reader requires."""
+    texts = {name: str(value) for name, value in values.items()}
+    return {"generator": generator, "dataset": "aesthetic-4k", "size": str(size), **texts, "protocol": protocol,
+            "differences": differences, "paper": paper, "arxiv": arxiv, "table": table, "paper_row": generator,
+            "quote": " ".join([generator, *texts.values()])}
 
 
 def result(generator, dataset="aesthetic-4k", size=2048, date="2025-07-01T09:30:00", **values):
@@ -50,15 +58,21 @@ def board(tmp_path):
         result("smokegen", dataset="sample", glcm_score=0.83, compression_ratio=6.3, fid=-0.0002,
                status="sample set: smoke test, not a benchmark"),
     ])
-    reported = write_csv(tmp_path / "reported.csv", [
-        {"generator": "SD3-F16", "dataset": "aesthetic-4k", "size": "2048", "glcm_score": "0.75", "fid": "43.82",
-         "clip_score": "31.50", "source": "Paper A, Table 1"},
-        {"generator": "SD3-F16-WLF", "dataset": "aesthetic-4k", "size": "2048", "glcm_score": "0.79",
-         "fid": "40.18", "clip_score": "34.04", "source": "Paper A, Table 1"},
+    reported_file = write_csv(tmp_path / "reported.csv", [
+        reported("SD3-F16", glcm_score="0.75", fid="43.82", clip_score="31.50"),
+        reported("SD3-F16-WLF", glcm_score="0.79", fid="40.18", clip_score="34.04"),
+        # two later papers with their own protocols: shown apart, each ranked only within itself
+        reported("NewGen", paper="Paper B", arxiv="2511.00001v1", table="Table 2", protocol="other",
+                 differences="CLIP is Long-CLIP; resize not stated", fid="150.5", longclip_score="35.1", hpsv3="11.2"),
+        reported("SD3-F16-WLF", paper="Paper B", arxiv="2511.00001v1", table="Table 2", protocol="other",
+                 differences="CLIP is Long-CLIP; resize not stated; model variant not stated", fid="152.4",
+                 longclip_score="33.0", hpsv3="8.9"),
+        reported("OtherGen", paper="Paper C", arxiv="2510.00002", table="Table 4", protocol="other",
+                 differences="patch recipe not stated", fid="140.0", patch_fid="24.0"),
     ], REPORTED_COLUMNS)
     out = tmp_path / "out"
     out.mkdir()
-    return results, reported, out
+    return results, reported_file, out
 
 
 def build(board):
@@ -69,14 +83,12 @@ def build(board):
 
 def markdown_tables(text):
     """Section title -> list of tables; a table is a list of {header: cell} dicts."""
-    tables, current_title, header, rows = {}, None, None, None
+    tables, current_title, header, rows, titles = {}, None, None, None, []
     for line in text.splitlines() + [""]:
-        if line.startswith("## ") or line.startswith("### "):
-            current_title = line.lstrip("#").strip() if line.startswith("### ") else line[3:].strip()
-            if line.startswith("## "):
-                group = current_title
-            else:
-                current_title = f"{group} / {current_title}"
+        level = len(line) - len(line.lstrip("#"))
+        if 2 <= level <= 4 and line[level:level + 1] == " ":
+            titles = (titles if level > 2 else [])[:level - 2] + [line[level:].strip()]
+            current_title = " / ".join(titles)
         if line.startswith("|"):
             cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
             if header is None:
@@ -93,8 +105,12 @@ def test_markdown_tables_per_dataset_and_size(board):
     status, readme, _ = build(board)
     assert status == 0
     tables = markdown_tables(readme)
+    apart = "Aesthetic-Eval@2048 / Reported in papers, other or unstated protocol (not comparable with the tables above)"
     assert list(tables) == ["Aesthetic-Eval@2048 / Measured by this toolkit",
-                            "Aesthetic-Eval@2048 / Reported in papers (not measured by this toolkit)",
+                            "Aesthetic-Eval@2048 / Reported in papers, same protocol as this toolkit (not measured by "
+                            "this toolkit)",
+                            f"{apart} / Paper C, arXiv 2510.00002",
+                            f"{apart} / Paper B, arXiv 2511.00001v1",
                             "Aesthetic-Eval@4096 / Measured by this toolkit",
                             "sample @ 2048 (smoke test, not a benchmark) / Measured by this toolkit"]
     measured = tables["Aesthetic-Eval@2048 / Measured by this toolkit"][0]
@@ -125,21 +141,56 @@ def test_markdown_tables_per_dataset_and_size(board):
 def test_reported_rows_are_apart_and_keep_their_source(board):
     _, readme, html = build(board)
     tables = markdown_tables(readme)
-    reported = tables["Aesthetic-Eval@2048 / Reported in papers (not measured by this toolkit)"][0]
-    assert [r["Generator"] for r in reported] == ["SD3-F16-WLF", "SD3-F16"]
-    assert reported[1]["CLIPScore ↑"] == "31.50"              # the paper's digits, as printed
-    assert reported[0]["CLIPScore ↑"] == "**34.04**"          # ranked among reported rows only
-    assert all(r["Source"] == "Paper A, Table 1" for r in reported)
+    same = tables["Aesthetic-Eval@2048 / Reported in papers, same protocol as this toolkit (not measured by this "
+                  "toolkit)"][0]
+    assert [r["Generator"] for r in same] == ["SD3-F16", "SD3-F16-WLF"]      # in the paper's (the file's) order
+    assert same[0]["CLIPScore ↑"] == "31.50"                   # the paper's digits, as printed
+    assert same[1]["CLIPScore ↑"] == "**34.04**"               # ranked among reported rows only
+    assert [r["Source"] for r in same] == [f'Paper A, arXiv 2503.18352, Table 1, row "{g}"'
+                                           for g in ("SD3-F16", "SD3-F16-WLF")]
     measured_names = {r["Generator"] for r in tables["Aesthetic-Eval@2048 / Measured by this toolkit"][0]}
-    assert not measured_names & {"SD3-F16", "SD3-F16-WLF"}
-    kinds = re.findall(r'<tr class="main (measured|reported)">', html.split('id="results"', 1)[1].split("</table>")[0])
-    assert kinds == ["measured"] * 4 + ["reported"] * 2          # never interleaved
+    assert not measured_names & {"SD3-F16", "SD3-F16-WLF", "NewGen", "OtherGen"}
+    main_table = html.split('id="results"', 1)[1].split("</table>")[0]
+    kinds = re.findall(r'<tr class="main (measured|reported)">', main_table)
+    assert kinds == ["measured"] * 4 + ["reported"] * 2           # never interleaved; other protocols not here
+    assert "NewGen" not in main_table and "OtherGen" not in main_table
+
+
+def test_other_protocols_are_apart_named_and_ranked_within_their_paper(board):
+    _, readme, html = build(board)
+    tables = markdown_tables(readme)
+    apart = "Aesthetic-Eval@2048 / Reported in papers, other or unstated protocol (not comparable with the tables above)"
+    paper_b = tables[f"{apart} / Paper B, arXiv 2511.00001v1"][0]
+    paper_c = tables[f"{apart} / Paper C, arXiv 2510.00002"][0]
+    # each paper's own columns; metrics this toolkit does not compute are marked
+    assert list(paper_b[0]) == ["Generator", "FID ↓", "Long-CLIP score ↑ ‡", "HPSv3 ↑ ‡", "Also differs", "Table, row"]
+    assert list(paper_c[0]) == ["Generator", "FID ↓", "patch-FID ↓", "Table, row"]
+    assert "‡ not measured here" in readme
+    # ranked within the paper: Paper B's best FID is bold although Paper C has a lower one
+    assert paper_b[0]["FID ↓"] == "**150.5**" and paper_b[1]["FID ↓"] == "152.4" and paper_c[0]["FID ↓"] == "140.0"
+    # the shared difference is named once, what a row adds in its own column
+    section = readme.split("#### Paper B", 1)[1].split("####", 1)[0]
+    assert "Differs from this toolkit's protocol: CLIP is Long-CLIP; resize not stated." in section
+    assert paper_b[1]["Also differs"] == "model variant not stated" and paper_b[0]["Also differs"] == "–"
+    assert "As the paper states it: resize: not stated; FID implementation: not stated; images: not stated." in section
+    # the page: a table of its own, with the difference in a column, the quote and the source in the detail row
+    apart_table = html.split('id="reported-apart"', 1)[1].split("</table>")[0]
+    assert re.findall(r'<td class="generator" title="([^"]+)"', apart_table) == ["OtherGen", "NewGen", "SD3-F16-WLF"]
+    assert "Differs from this toolkit&#x27;s protocol" in apart_table or "Differs from this toolkit's protocol" in apart_table
+    assert '<td class="differs" title="patch recipe not stated">' in apart_table
+    assert "quoted table row</dt><dd>NewGen 150.5 35.1 11.2</dd>" in apart_table
+    assert 'data-metric="hpsv3"' in apart_table and "not measured here" in apart_table
+    # the plots hold measured rows and reported rows of the same protocol only
+    plots = html.split('<div class="plots">', 1)[1].split("</section>", 1)[0]
+    assert "SD3-F16" in plots and "NewGen" not in plots and "OtherGen" not in plots
 
 
 def test_html_one_row_per_result_and_self_contained(board):
     _, _, html = build(board)
     body = html.split('id="results"', 1)[1].split("</table>", 1)[0]
     assert body.count('<tr class="main') == 6 and body.count('<tr class="detail"') == 6
+    apart = html.split('id="reported-apart"', 1)[1].split("</table>", 1)[0]
+    assert apart.count('<tr class="main') == 3 and apart.count('<tr class="detail"') == 3
     assert html.count("<svg") == 2                             # the two plots, inline
     for remote in ('src="http', "src='http", 'href="http', "@import", "url(http", "<link "):
         assert remote not in html, remote
@@ -205,19 +256,6 @@ def test_empty_results_folder_still_builds(tmp_path):
     assert main(["--results", str(tmp_path / "results"), "--reported", str(tmp_path / "none.csv"),
                  "--out", str(tmp_path)]) == 0
     assert "No results yet" in (tmp_path / "README.md").read_text()
-
-
-def test_checked_in_reported_numbers_match_protocol():
-    """Every number of leaderboards/reported.csv is one docs/protocol.md publishes for that model and metric."""
-    rows = load_results(REPO / "leaderboards" / "reported.csv", REPORTED_COLUMNS)
-    assert all(r.source for r in rows)
-    assert {(r.generator, r.size) for r in rows} >= {("SD3-F16", 2048), ("SD3-F16-WLF", 2048), ("Flux-F16", 2048),
-                                                     ("Flux-F16-WLF", 2048), ("SD3-F16", 4096),
-                                                     ("SD3-F16-finetune", 4096), ("SD3-F16-WLF", 4096)}
-    text = (REPO / "docs" / "protocol.md").read_text(encoding="utf-8")
-    for r in rows:
-        for name, cell in r.texts.items():
-            assert cell in text, (r.generator, name, cell)
 
 
 def test_collect_reads_the_repository_layout():

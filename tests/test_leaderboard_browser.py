@@ -16,7 +16,7 @@ from PIL import Image
 from aesthetic4k.cli.leaderboard import main as leaderboard_main
 from aesthetic4k.report import write_comparison, write_report
 from tests.headless_chromium import Chromium, find_chromium
-from tests.test_leaderboard import REPORTED_COLUMNS, result, write_csv
+from tests.test_leaderboard import REPORTED_COLUMNS, reported, result, write_csv
 
 pytestmark = pytest.mark.skipif(find_chromium() is None,
                                 reason="chromium is not installed (apt-get install chromium) - browser test skipped")
@@ -86,13 +86,22 @@ def test_leaderboard_page_in_chromium(tmp_path, browser):
         result("upscale", size=4096, glcm_score=0.55, compression_ratio=14.0),
         result("smoke", dataset="sample", glcm_score=0.83, compression_ratio=6.3),
     ])
-    reported = write_csv(tmp_path / "reported.csv", [
-        {"generator": "SD3-F16", "dataset": "aesthetic-4k", "size": "2048", "glcm_score": "0.75",
-         "compression_ratio": "11.23", "fid": "43.82", "clip_score": "31.50",
-         "source": "Diffusion-4K (Zhang et al., CVPR 2025, arXiv 2503.18352), Aesthetic-Eval@2048 results "
-                   "table, a long source text that would wrap over three lines in a narrow cell"},
+    long_name = "Diffusion-4K (Zhang et al., CVPR 2025), a long paper name that would wrap over lines in a narrow cell"
+    other = dict(protocol="other", paper="UltraFlux-like Paper B (Someone et al., 2025)", arxiv="2511.00001v1",
+                 table="Table 2",
+                 differences="its CLIP Score is computed with Long-CLIP; FID resize, implementation and image count "
+                             "not stated, a long text that would wrap over three lines in a narrow cell")
+    reported_file = write_csv(tmp_path / "reported.csv", [
+        reported("SD3-F16", paper=long_name, glcm_score="0.75", compression_ratio="11.23", fid="43.82",
+                 clip_score="31.50"),
+        # another protocol, and every metric this toolkit does not compute: its own table, folded to fit
+        reported("NewGen", size=4096, fid="143.11", patch_fid="24.008", longclip_score="34.62", fg_clip="28.64",
+                 imagereward="1.09", hpsv3="11.47", pickscore="22.69", artimuse="68.36", q_align="4.85",
+                 musiq="46.13", **other),
+        reported("Diffusion-4K (Flux) as a later paper names it, a long name", size=4096, fid="152.43",
+                 longclip_score="33.00", hpsv3="8.92", **other),
     ], REPORTED_COLUMNS)
-    assert leaderboard_main(["--results", str(results), "--reported", str(reported), "--out", str(tmp_path)]) == 0
+    assert leaderboard_main(["--results", str(results), "--reported", str(reported_file), "--out", str(tmp_path)]) == 0
 
     browser.errors.clear()
     browser.open(tmp_path / "index.html")
@@ -156,6 +165,23 @@ def test_leaderboard_page_in_chromium(tmp_path, browser):
     browser.click(header_selector("results", header_position(browser, "results", "Generator")))
     names = column_values(browser, "results", "Generator")
     assert names == sorted(names, key=str.lower)
+
+    # reported rows of another protocol: a table of their own that fits, one line per row, the metrics this
+    # toolkit does not compute folded into the detail row with the quoted table row and the source
+    assert browser.evaluate("document.querySelectorAll('#reported-apart tbody tr.main').length") == 2
+    assert_fits(browser, "#reported-apart")
+    assert browser.evaluate("document.getElementById('reported-apart').parentElement.scrollWidth <= "
+                            "document.getElementById('reported-apart').parentElement.clientWidth")
+    heights = browser.evaluate("Array.prototype.map.call(document.querySelectorAll('#reported-apart tr.main'), "
+                               "function (r) { return Math.round(r.getBoundingClientRect().height); })")
+    assert len(set(heights)) == 1 and heights[0] < 50, heights
+    assert "fold-musiq" in browser.evaluate("document.getElementById('reported-apart').className")
+    browser.click("#reported-apart tr.main:nth-child(1) button.more")
+    shown = browser.evaluate("document.querySelectorAll('#reported-apart tr.detail')[0].innerText")
+    assert "MUSIQ ↑ ‡" in shown and "46.13" in shown and "quoted table row" in shown
+    assert "Paper B (Someone et al., 2025), arXiv 2511.00001v1, Table 2" in shown and "not measured here" in shown
+    browser.click(header_selector("reported-apart", header_position(browser, "reported-apart", "FID")))
+    assert numbers(column_values(browser, "reported-apart", "FID")) == [143.11, 152.43]
 
     assert browser.errors == []
     assert_not_blank(browser.screenshot())
