@@ -17,6 +17,7 @@ from aesthetic4k_metrics.errors import did_you_mean
 from aesthetic4k_metrics.registry import METRICS, parse_metric_list
 
 BETTER, SAME, WITHIN, REGRESSION = "better", "same", "worse, within tolerance", "REGRESSION"
+MISSING = "MISSING"      # a metric the baseline row has and the current row lacks: fails unless allowed
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class RowCheck:
     current: ResultRow
     baseline: ResultRow
     comparisons: tuple
-    skipped: tuple = ()        # baseline metrics the current row has no value for (not compared)
+    skipped: tuple = ()        # baseline metrics the current row has no value for (MISSING: not compared)
 
     @property
     def regressions(self) -> list[Comparison]:
@@ -144,26 +145,22 @@ def pair_rows(current: list[ResultRow], baseline: list[ResultRow], row: str | No
 
 def compare(current: ResultRow, baseline: ResultRow, metrics: list[str] | None,
             tolerances: dict[str, Tolerance]) -> RowCheck:
-    """Compare the chosen metrics (default: every metric both rows have); a chosen metric missing is an error."""
-    skipped = ()
-    if metrics is None:
-        names = [m for m in METRICS if m in baseline.values and m in current.values]
-        skipped = tuple(m for m in METRICS if m in baseline.values and m not in current.values)
-    else:
-        names = metrics
-    if not names:
-        raise UserError(f"{baseline.where}: baseline row {baseline.key} and {current.where}: row {current.key} "
-                        "have no metric value in common to compare")
-    comparisons = []
+    """Compare the chosen metrics (default: every metric the baseline row has).
+
+    A chosen metric the baseline lacks is an error; one the current row lacks is put in ``skipped``
+    (the caller fails the check on it unless missing metrics are allowed).
+    """
+    names = [m for m in METRICS if m in baseline.values] if metrics is None else list(metrics)
     for name in names:
-        for row, role in ((baseline, "baseline"), (current, "current")):
-            if name not in row.values:
-                why = f" (status: {row.status})" if row.status not in ("", "ok") else ""
-                raise UserError(f"{row.where}: {role} row {row.key} has no {name} value{why}; "
-                                "re-run that metric or leave it out with --metrics")
-        comparisons.append(Comparison(name, current.values[name], baseline.values[name],
-                                      tolerances.get(name, NO_TOLERANCE)))
-    return RowCheck(current, baseline, tuple(comparisons), skipped)
+        if name not in baseline.values:
+            why = f" (status: {baseline.status})" if baseline.status not in ("", "ok") else ""
+            raise UserError(f"{baseline.where}: baseline row {baseline.key} has no {name} value{why}; "
+                            "re-run that metric or leave it out with --metrics")
+    if not names:
+        raise UserError(f"{baseline.where}: baseline row {baseline.key} has no metric value to compare")
+    comparisons = tuple(Comparison(name, current.values[name], baseline.values[name],
+                                   tolerances.get(name, NO_TOLERANCE)) for name in names if name in current.values)
+    return RowCheck(current, baseline, comparisons, tuple(n for n in names if n not in current.values))
 
 
 def run_check(results, baseline, tolerance: str | None = None, metrics: str | None = None,
@@ -200,7 +197,8 @@ def format_report(checks: list[RowCheck]) -> str:
             if index == 0:
                 lines.append("  ".join("-" * w for w in widths))
         if check.skipped:
-            lines.append(f"not compared (no value in the current row): {', '.join(check.skipped)}")
+            lines.append(f"{MISSING}, not compared (no value in the current row): {', '.join(check.skipped)}"
+                         + (f" (status: {check.current.status})" if check.current.status not in ("", "ok") else ""))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -218,6 +216,6 @@ def format_markdown(checks: list[RowCheck]) -> str:
             lines.append(f"| {info.label} | {_number(c.current)} | "
                          f"{_number(c.baseline)} | {c.difference:+.4g} | {c.tolerance} | {verdict} |")
         if check.skipped:
-            lines.append(f"\nNot compared (no value in the current row): {', '.join(check.skipped)}")
+            lines.append(f"\n**{MISSING}**, not compared (no value in the current row): {', '.join(check.skipped)}")
         lines.append("")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aesthetic4k.atomic import atomic_path
 from aesthetic4k.errors import UserError
+from aesthetic4k_metrics.file_kinds import named_output, open_regular, output_problem
 from aesthetic4k_metrics.registry import PUBLISHED, result_columns
 
 KEY_COLUMNS = ["generator", "dataset", "size"]
@@ -39,17 +40,21 @@ def format_value(value) -> str:
 
 
 def read_rows(path: str | os.PathLike) -> tuple[list[str], list[dict]]:
-    """Read a results file; a missing file is empty, a file without the key columns is an error."""
+    """Read a results file; a missing file is empty, a file without the key columns is an error.
+
+    Only a regular file is opened (a FIFO, a device or a folder is refused unread); a UTF-8
+    byte-order mark at its start (spreadsheet exports) is accepted.
+    """
     path = Path(path)
-    if not path.exists():
+    if not os.path.lexists(path):
         return [], []
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open_regular(path, "r", encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle)
             header = list(reader.fieldnames or [])
             rows = [dict(row) for row in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise UserError(f"{path}: cannot read results file ({exc})") from None
+        raise UserError(f"{path}: cannot read results file ({getattr(exc, 'strerror', None) or exc})") from None
     if not header:
         return [], []
     missing = [c for c in KEY_COLUMNS if c not in header]
@@ -66,13 +71,18 @@ def row_key(row: dict) -> tuple[str, str, str]:
 
 
 def check_writable(path: Path, what: str) -> None:
-    """Fail now, before any work, if ``path`` cannot be written (folder missing, read-only, a folder)."""
+    """Fail now, before any work, if ``path`` cannot be written: its folder missing or read-only, or
+    something other than a regular file there (a folder, FIFO, device, socket, link loop).
+
+    Give it the path :func:`named_output` returned, so that a link is judged by its target.
+    """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise UserError(f"{path}: folder {folder} does not exist")
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder, expected a {what} file")
+    problem = output_problem(path)
+    if problem:
+        raise UserError(f"{path}: {problem}, expected a {what} file; refused")
     if path.exists() and not os.access(path, os.W_OK):
         raise UserError(f"{path}: {what} file is read-only; refusing to replace it")
     if not os.access(folder, os.W_OK):
@@ -81,10 +91,11 @@ def check_writable(path: Path, what: str) -> None:
 
 @contextmanager
 def locked(path: str | os.PathLike):
-    """Hold an exclusive lock on the results file ``path`` (a ``.<name>.lock`` file beside it)."""
+    """Hold an exclusive lock on the results file ``path`` (a ``.<name>.lock`` file beside it; beside the
+    target of a link, so that writers through the link and through the target exclude each other)."""
     import fcntl
 
-    path = Path(path)
+    path = named_output(path)
     lock_path = path.with_name(f".{path.name}.lock")
     try:
         handle = open(lock_path, "a+")
@@ -144,22 +155,26 @@ def write_csv(path: str | os.PathLike, columns: list[str], rows: list[dict], for
 
 
 def upsert_row(path: str | os.PathLike, row: dict) -> None:
-    """Insert ``row`` into the results file under its lock, replacing the row with the same key."""
-    check_writable(Path(path), "results")
+    """Insert ``row`` into the results file under its lock, replacing the row with the same key.
+
+    A link is followed: its target is locked and replaced, the link stays."""
+    path = named_output(path)
+    check_writable(path, "results")
     with locked(path):
         columns, rows = merge_row(path, row)
         try:
             with atomic_path(path) as tmp:
                 write_csv(tmp, columns, rows)
-        except PermissionError as exc:
-            raise UserError(f"{path}: cannot write results ({exc.strerror})") from None
+        except OSError as exc:
+            raise UserError(f"{path}: cannot write results ({exc.strerror or exc})") from None
 
 
 def write_table(path: str | os.PathLike, columns: list[str], rows: list[dict]) -> None:
-    """Write a whole CSV table atomically (per-image files)."""
-    check_writable(Path(path), "CSV")
+    """Write a whole CSV table atomically (per-image files); a link is followed to its target."""
+    path = named_output(path)
+    check_writable(path, "CSV")
     try:
         with atomic_path(path) as tmp:
             write_csv(tmp, columns, rows, format_cells=True)
-    except PermissionError as exc:
-        raise UserError(f"{path}: cannot write ({exc.strerror})") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None

@@ -7,12 +7,12 @@ Every problem is a one-line ``UserError`` naming the file, the line and the cell
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aesthetic4k.errors import UserError
+from aesthetic4k.json_files import parse_json
 from aesthetic4k_metrics.registry import METRICS
 
 
@@ -129,10 +129,7 @@ def load_results(path, allowed_columns=None, what: str = "results file") -> list
                 raise UserError(f"{where}: n_images {cells['n_images']!r} is not a whole number") from None
         settings = {}
         if (cells.get("settings") or "").strip():
-            try:
-                settings = json.loads(cells["settings"])
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{where}: settings is not valid JSON ({exc.msg})") from None
+            settings = parse_json(cells["settings"], where, "settings")
             if not isinstance(settings, dict):
                 raise UserError(f"{where}: settings must be a JSON object")
         row = ResultRow(

@@ -22,7 +22,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from aesthetic4k_metrics.compression import MODES, compression_ratio, encoder_settings, jpeg_bytes_of_rgb
+from aesthetic4k_metrics.compression import (MODES, check_jpeg_encodable, compression_ratio, encoder_settings,
+                                             jpeg_bytes_of_rgb)
 from aesthetic4k_metrics.errors import ImageError
 from aesthetic4k_metrics.image_input import DEFAULT_MAX_PIXELS, bgr_to_rgb, display_path, read_image, to_gray
 from aesthetic4k_metrics.parallel import usable_cpus
@@ -80,6 +81,8 @@ def measure_image(image, *, glcm: bool = True, prop: str = "entropy", jpeg_mode:
         raise ValueError("jpeg_mode 'file' needs image files, not arrays")
     decoded = read_image(image, max_pixels)
     height, width = decoded.bgr.shape[:2]
+    if jpeg_mode == "jpeg95":    # known now, not after the GLCM work
+        check_jpeg_encodable(width, height, display_path(image) if is_file else "<array>")
     out = DetailMeasurement(image if is_file else None, width, height, decoded.file_bytes, glcm_prop=prop,
                             jpeg_mode=jpeg_mode)
     if glcm:
@@ -88,7 +91,7 @@ def measure_image(image, *, glcm: bool = True, prop: str = "entropy", jpeg_mode:
         if keep_patches:  # the HTML report draws heat maps and crops from them
             out.glcm_patches = patches
     if jpeg_mode == "jpeg95":
-        out.jpeg_bytes = jpeg_bytes_of_rgb(bgr_to_rgb(decoded.bgr), quality)
+        out.jpeg_bytes = jpeg_bytes_of_rgb(bgr_to_rgb(decoded.bgr), quality, out.name)
     elif jpeg_mode == "file":
         out.jpeg_bytes = decoded.file_bytes
     return out

@@ -18,12 +18,17 @@ Source = Union[str, Path, list]
 
 
 def image_files(folder) -> list[Path]:
+    """The image files of ``folder``, sorted; a link leading out of the folder is refused (never read)."""
+    from aesthetic4k_metrics.file_kinds import OUTSIDE_LINK, inside_folder
     from aesthetic4k_metrics.image_input import is_image_file
 
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder of images")
     files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+    for path in files:
+        if not inside_folder(path, folder):
+            raise UserError(f"{path}: {OUTSIDE_LINK}")
     if not files:
         raise UserError(f"{folder}: no image files")
     return files

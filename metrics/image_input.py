@@ -8,7 +8,9 @@ applied, grey/palette images expanded to 3 channels, alpha dropped, 16-bit sampl
 
 Before anything is decoded, the file must be a regular file (never a FIFO, which would block,
 a folder, a device, a broken symbolic link or a link loop), its content must be JPEG, PNG,
-WebP, BMP or TIFF, and the size declared in its header must stay under ``max_pixels``. Each
+WebP, BMP or TIFF, and the size declared in its header must stay under ``max_pixels`` and
+within what the decoders take (libjpeg 65,500 pixels a side, libpng 1,000,000, libwebp 16,383,
+OpenCV 2^20 a side and 2^30 pixels). Each
 refusal is an ``ImageError`` with a one-line reason. PNG chunk checksums and the JPEG end marker
 are checked here so that truncated and corrupt files get a clear reason instead of a decoder
 message.
@@ -16,7 +18,6 @@ message.
 from __future__ import annotations
 
 import os
-import stat
 import struct
 import zlib
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from aesthetic4k_metrics.errors import ImageError
+from aesthetic4k_metrics.file_kinds import FileKindError, open_regular
 from aesthetic4k_metrics.native_stderr import decoder_messages_hidden
 
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV's own warnings ("[ WARN:0@...") off the terminal
@@ -33,6 +35,10 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 # 250 megapixels (e.g. 15800 x 15800): far above any camera, far below what exhausts memory.
 DEFAULT_MAX_PIXELS = 250_000_000
 _OPENCV_MAX_PIXELS = 1 << 30  # OpenCV's own decoder limit (OPENCV_IO_MAX_IMAGE_PIXELS)
+_OPENCV_MAX_SIDE = 1 << 20    # ... and per side (OPENCV_IO_MAX_IMAGE_WIDTH / _HEIGHT)
+JPEG_MAX_SIDE = 65500         # libjpeg's JPEG_MAX_DIMENSION: no JPEG, encoded or decoded, has a longer side
+# the libraries under OpenCV refuse longer sides themselves (libpng: its default user limit)
+_DECODER_MAX_SIDE = {"JPEG": (JPEG_MAX_SIDE, "libjpeg"), "PNG": (1_000_000, "libpng"), "WebP": (16383, "libwebp")}
 
 
 @dataclass
@@ -63,55 +69,19 @@ def _refuse(path, reason):
     return ImageError(display_path(path), reason)
 
 
-def _kind_of(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "is a folder, not an image"
-    if stat.S_ISFIFO(mode):
-        return "is a FIFO (named pipe), not a regular file"
-    if stat.S_ISSOCK(mode):
-        return "is a socket, not a regular file"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "is a device, not a regular file"
-    return "is not a regular file"
-
-
-def _missing(path) -> str:
-    try:
-        if stat.S_ISLNK(os.lstat(path).st_mode):
-            return "broken symbolic link (its target does not exist)"
-    except OSError:
-        pass
-    return "file not found"
-
-
 def read_file(path) -> bytes:
     """The bytes of a regular file; anything else (or an unreadable file) is an ImageError.
 
-    The type is checked with ``stat`` before opening and again on the open descriptor (opened
-    non-blocking), so a FIFO is never waited on, even if it replaced the file in between.
+    The kind is checked before opening and again on the open descriptor (opened non-blocking,
+    :mod:`aesthetic4k_metrics.file_kinds`), so a FIFO is never waited on, even if it replaced the file in between.
     """
     try:
-        mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode):
-            raise _refuse(path, _kind_of(mode))
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except ImageError:
-        raise
-    except FileNotFoundError:
-        raise _refuse(path, _missing(path)) from None
-    except PermissionError:
-        raise _refuse(path, "permission denied") from None
-    except OSError as exc:
-        reasons = {40: "symbolic link loop", 36: "file name too long"}  # ELOOP, ENAMETOOLONG
-        raise _refuse(path, reasons.get(exc.errno) or f"cannot read ({exc.strerror or exc})") from None
-    with open(fd, "rb", closefd=True) as file:
-        try:
-            mode = os.fstat(fd).st_mode
-            if not stat.S_ISREG(mode):
-                raise _refuse(path, _kind_of(mode))
+        with open_regular(path) as file:
             return file.read()
-        except OSError as exc:
-            raise _refuse(path, f"cannot read ({exc.strerror or exc})") from None
+    except FileKindError as exc:
+        raise _refuse(path, exc.reason) from None
+    except OSError as exc:
+        raise _refuse(path, f"cannot read ({exc.strerror or exc})") from None
 
 
 # ---------------------------------------------------------------- what the header says
@@ -267,6 +237,13 @@ def check_header(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
     if width * height > max_pixels:
         raise ImageError(name, f"declares {width}x{height} = {width * height:,} pixels, over the limit of "
                                f"{max_pixels:,} pixels; not decoded")
+    limit, decoder = _DECODER_MAX_SIDE.get(fmt, (_OPENCV_MAX_SIDE, "OpenCV"))
+    if max(width, height) > limit:
+        raise ImageError(name, f"declares {width}x{height}; {decoder} decodes {fmt} images of at most "
+                               f"{limit:,} pixels a side")
+    if width * height > _OPENCV_MAX_PIXELS:
+        raise ImageError(name, f"declares {width}x{height}, over OpenCV's decoder limit of "
+                               f"{_OPENCV_MAX_PIXELS:,} pixels")
     if fmt == "JPEG" and _truncated_jpeg(data):
         raise ImageError(name, "truncated JPEG (no end-of-image marker)")
     if fmt == "PNG":
@@ -288,9 +265,6 @@ def decode_bytes(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
         with decoder_messages_hidden():
             bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error:
-        if width * height > _OPENCV_MAX_PIXELS:
-            raise ImageError(name, f"{width}x{height} is over OpenCV's decoder limit of "
-                                   f"{_OPENCV_MAX_PIXELS:,} pixels") from None
         raise ImageError(name, "OpenCV cannot decode it (corrupt or unsupported variant)") from None
     except MemoryError:
         raise ImageError(name, f"out of memory while decoding {width}x{height} pixels") from None

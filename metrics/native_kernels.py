@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aesthetic4k_metrics.json_text import parse
+
 _FORMAT = 1
 _loaded: dict[str, "Kernels"] = {}
 _lock = threading.Lock()
@@ -134,7 +136,7 @@ def _read(path: Path, key: str) -> dict | None:
         return None
     header, _, body = data.partition(b"\n")
     try:
-        info = json.loads(header)
+        info = parse(header.decode("utf-8"))   # ValueError (JSONProblem) on a damaged header
         if info.get("key") != key:
             return None
         entries = info["entries"]

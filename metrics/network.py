@@ -202,3 +202,19 @@ def fetch_url(url: str, out) -> int:
     if expected is not None and expected.isdigit() and int(expected) != received:
         raise DownloadFailed(f"the download from {url} broke off after {received} of {expected} bytes")
     return received
+
+
+def silence_progress_bars() -> None:
+    """No progress bars from the hub libraries in this process (``--no-progress``, ``--quiet``):
+    huggingface_hub's downloads (set for imports to come as well), transformers' and diffusers'
+    loading bars when they are imported."""
+    import sys
+
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    hub = sys.modules.get("huggingface_hub")
+    if hub is not None:
+        hub.utils.disable_progress_bars()
+    for name in ("diffusers", "transformers"):
+        module = sys.modules.get(name)
+        if module is not None:
+            module.utils.logging.disable_progress_bar()

@@ -11,6 +11,7 @@ names both values.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -18,6 +19,8 @@ from typing import Optional
 import numpy as np
 
 from aesthetic4k_metrics.errors import UserError
+from aesthetic4k_metrics.file_kinds import open_regular
+from aesthetic4k_metrics.json_text import parse
 
 FORMAT = "aesthetic4k-reference-stats"
 VERSION = 1
@@ -66,10 +69,10 @@ class ReferenceStats:
         if not path.is_file():
             raise UserError(f"{path}: no such reference statistics file")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
+            with open_regular(path) as handle, np.load(handle, allow_pickle=False) as data:
+                meta = parse(str(data["meta"]))
                 features = {k: np.asarray(data[k], np.float32) for k in data.files if k != "meta"}
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise UserError(f"{path}: not a reference statistics file ({type(exc).__name__})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise UserError(f"{path}: not an aesthetic4k reference statistics file "
@@ -77,6 +80,13 @@ class ReferenceStats:
         if meta.get("version") != VERSION:
             raise UserError(f"{path}: reference statistics version {meta.get('version')}, this toolkit reads "
                             f"{VERSION}; save them again")
+        count = meta.get("count", 0)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise UserError(f"{path}: reference statistics with a count of {count!r} images; save them again")
+        for kind, rows in features.items():
+            if rows.ndim != 2 or not np.isfinite(rows).all():
+                raise UserError(f"{path}: reference statistics {kind!r} are not a finite (rows, features) array; "
+                                "save them again")
         meta["path"] = str(path)
         return cls(meta, features)
 

@@ -145,8 +145,6 @@ def bad_cases(tmp_path):
         "nan": ([str(nan), "--baseline", g], "not a finite number"),
         "inf baseline": ([g, "--baseline", str(inf)], "not a finite number"),
         "not a number": ([str(text), "--baseline", g], "'abc' is not a number"),
-        "missing metric asked for": ([str(missing_metric), "--baseline", g, "--metrics", "fid"],
-                                     "has no fid value (status: fid unavailable"),
         "asked metric missing in baseline": ([g, "--baseline", str(missing_metric), "--metrics", "fid"],
                                              "baseline row mygen/sample/2048 has no fid value"),
         "no matching baseline row": ([g, "--baseline", str(other_row)], "has no row mygen/sample/2048"),
@@ -196,15 +194,38 @@ def test_console_script_help_is_light():
     assert "--tolerance" in result.stdout and "Exit status" in result.stdout
 
 
-def test_metrics_missing_from_the_current_row_are_skipped_and_named(tmp_path, capsys):
-    """By default the metrics both rows have are compared; the baseline's others are named, not errors."""
+@pytest.mark.parametrize("vanished", [["fid"], ["fid", "clip_score"], list(BASE)])
+def test_a_metric_that_vanished_from_the_run_fails_the_check(tmp_path, capsys, vanished):
+    """A metric the baseline row has and the run lacks exits 1 naming it (a CI gate must not pass then),
+    whether the comparison is the default one or named with --metrics; --allow-missing lists it instead."""
     baseline = write_results(tmp_path / "base.csv", [row(**BASE)])
-    partial = dict(BASE)
-    partial["fid"] = ""
+    partial = {**BASE, **{name: "" for name in vanished}, "status": f"{vanished[0]}: no weights"}
     current = write_results(tmp_path / "current.csv", [row(**partial)])
-    assert main([str(current), "--baseline", str(baseline)]) == 0
+    for extra in ([], ["--metrics", ",".join(vanished)]):
+        assert main([str(current), "--baseline", str(baseline), *extra]) == 1
+        out = capsys.readouterr().out
+        assert f"MISSING: {vanished[0]} (mygen/sample/2048)" in out and "OK" not in out
+        assert f"status: {vanished[0]}: no weights" in out
+    kept = [name for name in BASE if name not in vanished]
+    status = main([str(current), "--baseline", str(baseline), "--allow-missing"])
+    captured = capsys.readouterr()
+    if kept:
+        assert status == 0
+        assert f"not compared (no value in the current row): {', '.join(vanished)}" in captured.out
+        assert f"OK, no regression ({len(kept)} metric value(s) compared)" in captured.out
+    else:                                              # nothing left to compare: bad input, not a pass
+        assert status == 2 and "no metric value in common" in captured.err
+
+
+def test_a_missing_metric_is_named_in_the_markdown_summary_and_a_regression_still_counts(tmp_path, capsys):
+    baseline = write_results(tmp_path / "base.csv", [row(**BASE)])
+    current = write_results(tmp_path / "current.csv", [row(**{**BASE, "fid": "", "glcm_score": 0.5})])
+    summary = tmp_path / "summary.md"
+    assert main([str(current), "--baseline", str(baseline), "--markdown", str(summary)]) == 1
     out = capsys.readouterr().out
-    assert "not compared (no value in the current row): fid" in out and "OK, no regression" in out
+    assert "REGRESSION: glcm_score" in out and "MISSING: fid" in out
+    assert "**MISSING**, not compared (no value in the current row): fid" in summary.read_text()
+    assert main([str(current), "--baseline", str(baseline), "--allow-missing"]) == 1    # the regression stays
 
 
 def test_floating_point_noise_is_not_a_regression(tmp_path, capsys):

@@ -112,11 +112,14 @@ def test_build_mixed_folder_explains_every_decision(tmp_path, mixed_source):
     train = open_dataset(str(out), split="train")
     assert len(train) == summary["train"] == len(kept) - 2
     assert validate(train) == []
-    for size in (256, 300):
-        evaluation = open_dataset(str(out), size=size)
-        assert validate(evaluation) == []
-        for record in evaluation.records():
-            assert Image.open(record.image_path).size == (size, size)
+    evaluation = open_dataset(str(out), size=256)
+    assert validate(evaluation) == []
+    for record in evaluation.records():
+        assert Image.open(record.image_path).size == (256, 256)
+    # no kept image fits eval@300: no metadata.jsonl without entries (validate and a4k-eval refuse one)
+    assert "eval/size_300: no image, so no metadata.jsonl" in summary["notes"]
+    with pytest.raises(UserError, match="no eval set at size 300"):
+        open_dataset(str(out), size=300)
     assert summary["settings"]["min_short_side"] == 256
     assert json.loads((out / "build.json").read_text())["decisions"] == summary["decisions"]
 
@@ -130,7 +133,7 @@ def test_eval_sizes_never_upscale(tmp_path):
     evaluated = [line for line in manifest(out).values() if line["decision"] == "eval"][0]
     assert evaluated["outputs"] == [f"eval/size_256/images/{evaluated['stem']}.jpg"]
     assert "not in eval@300: shorter side 280 < 300" in evaluated["notes"][0]
-    assert len(open_dataset(str(out), size=300)) == 0
+    assert not (out / "eval" / "size_300" / "metadata.jsonl").exists()
 
 
 def test_rerun_is_resumable_and_deterministic(tmp_path, mixed_source, monkeypatch):
@@ -376,7 +379,9 @@ def test_none_captioner_gives_empty_prompts(tmp_path):
     photo(src / "a.jpg", 0, caption=None)
     out = tmp_path / "out"
     build(options(src, out, captioner="none", eval_count=0))
-    assert [r.prompt for r in open_dataset(str(out), split="train").records()] == [""]
+    train = open_dataset(str(out), split="train")
+    assert [r.prompt for r in train.records()] == [""]            # a prompt-free dataset: valid, with a warning
+    assert [(p.kind, p.severity) for p in validate(train)] == [("no-captions", "warning")]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files regardless of permissions")

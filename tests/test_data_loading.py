@@ -69,9 +69,9 @@ def test_records_are_lazy_and_stream(tmp_path):
 
 def test_plain_folder_and_bad_specs(tmp_path):
     folder = tmp_path / "mine"
-    write_split(folder, [("x.png", "")])
+    write_split(folder, [("x.png", "a caption")])
     dataset = open_dataset(str(folder))
-    assert dataset.name == "mine" and list(dataset.records())[0].prompt == ""
+    assert dataset.name == "mine" and list(dataset.records())[0].prompt == "a caption"
     with pytest.raises(UserError, match="no such folder"):
         open_dataset(str(tmp_path / "absent"))
     (tmp_path / "empty").mkdir()

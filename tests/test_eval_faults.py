@@ -54,10 +54,10 @@ def test_every_odd_entry_of_a_folder_is_accounted_for(folder, tmp_path):
     assert row["n_images"] == "3"                                    # good0, good1 and the odd name
     assert "skipped 5 bad file(s), 1 other file(s) not scored (listed in per.csv)" in row["status"]
     listed = {r["file"]: r["status"] for r in read(per)}
-    assert listed["broken.jpg"] == "skipped: broken symbolic link"
+    assert listed["broken.jpg"] == "skipped: broken symbolic link (its target does not exist)"
     assert listed["loop.jpg"] == "skipped: symbolic link loop"
     assert listed["dir.jpg"].startswith("skipped: is a folder")
-    assert listed["pipe.png"].startswith("skipped: not a regular file")
+    assert listed["pipe.png"] == "skipped: is a FIFO (named pipe), not a regular file"
     assert listed["anim.gif"] == "skipped: unsupported image format (.gif)"
     assert listed["notes.txt"] == "ignored: not an image file (.txt)"
     assert any(name.endswith("caf\\xe9.png") and status == "ok" for name, status in listed.items())
@@ -111,7 +111,7 @@ def test_outputs_are_committed_together(folder, tmp_path, monkeypatch, capsys):
     assert run("--generator", "folder", "--images", folder, "--metrics", "glcm_score", "--out", out) == 0
     before = out.read_bytes()
 
-    def failing_report(result, folder):
+    def failing_report(result, folder, progress=True):
         Path(folder).mkdir()
         raise OSError(28, "No space left on device")
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
@@ -45,8 +46,8 @@ class Parser(argparse.ArgumentParser):
 def run_main(prog: str, body, interrupted_hint: str = "") -> int:
     """Call ``body()``; turn known failures into one line on stderr and an exit status.
 
-    0 success (or what ``body`` returns), 2 bad input (UserError), 130 interrupted. Set
-    A4K_DEBUG=1 to see tracebacks of unexpected errors.
+    0 success (or what ``body`` returns), 2 bad input (UserError) or a write the storage refused,
+    130 interrupted. Set A4K_DEBUG=1 to see tracebacks of unexpected errors.
     """
     from aesthetic4k_metrics.errors import UserError, first_line, is_out_of_memory
 
@@ -69,9 +70,28 @@ def run_main(prog: str, body, interrupted_hint: str = "") -> int:
             print(f"{prog}: error: the device ran out of memory; try --batch-size 1, --offload, "
                   "or the F16 VAE (--vae f16)", file=sys.stderr)
             return 2
+        refused = storage_failure(exc) if isinstance(exc, OSError) else None
+        if refused:             # a full disk, a quota, a read-only mount: bad circumstances, not a bug
+            print(f"{prog}: error: {refused}", file=sys.stderr)
+            return 2
         print(f"{prog}: internal error: {type(exc).__name__}: {first_line(exc)} (A4K_DEBUG=1 shows the traceback)",
               file=sys.stderr)
         return 1
+
+
+# what a full disk, a quota, a read-only mount or missing permission look like from a write
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM}
+
+
+def storage_failure(exc: OSError):
+    """One line for a write the storage refused, wherever it happened (None for other OSErrors):
+    the places the toolkit knows name their file themselves; this is the net under the others."""
+    if exc.errno not in STORAGE_ERRNOS:
+        return None
+    where = f" {os.fsdecode(exc.filename)}" if exc.filename else ""
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied:{where or ' a file could not be opened'} ({exc.strerror})"
+    return f"cannot write{where}: {exc.strerror}; work finished so far is kept"
 
 
 def run_trainer(prog: str, train) -> int:
@@ -115,6 +135,19 @@ def parse_assignments(values, flag: str) -> dict:
                 raise UserError(f"{flag} expects NAME=VALUE, got {part!r}")
             out[key.strip()] = val.strip()
     return out
+
+
+def finite_number(text: str) -> float:
+    """An argparse type: a float that is neither NaN nor infinite (those would reach settings and JSON)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}

@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from aesthetic4k.cli.common import Parser
+from aesthetic4k.cli.common import Parser, finite_number
 from aesthetic4k.errors import UserError
 
 PROG = "a4k-data"
@@ -39,6 +39,11 @@ def _positive(text: str) -> int:
     return value
 
 
+def _add_quiet(command) -> None:
+    command.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                         help="no progress bars (the hub downloads' too)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = Parser(prog=PROG, description="Aesthetic-4K datasets: build, stats, validate, "
                                      "the offline sample set and hub downloads.")
@@ -55,14 +60,15 @@ def _parser() -> argparse.ArgumentParser:
                        "below this many pixels (default: 2048)")
     build.add_argument("--dup-threshold", type=int, default=8, help="near-duplicate pHash distance in bits, "
                        "of 63 (default: 8; 0 keeps everything but identical pictures)")
-    build.add_argument("--min-glcm", type=float, default=None, help="drop images whose GLCM Score (at 2048) is "
+    build.add_argument("--min-glcm", type=finite_number, default=None, help="drop images whose GLCM Score (at 2048) is "
                        "below this (off by default; published sets score ~0.6-0.8)")
-    build.add_argument("--min-aesthetics", type=float, default=None, help="drop images whose LAION aesthetic "
+    build.add_argument("--min-aesthetics", type=finite_number, default=None, help="drop images whose LAION aesthetic "
                        "score is below this (off by default; skipped with a note when its weights are missing)")
     build.add_argument("--captioner", default="sidecar", help="sidecar (default: photo.txt beside photo.jpg), "
                        "openai[:MODEL], none, a plugin name, or module:attribute")
     build.add_argument("--caption-model", default="gpt-4o", help="model for --captioner openai (default: gpt-4o)")
-    build.add_argument("--caption-timeout", type=float, default=60.0, help="seconds per caption request (default 60)")
+    build.add_argument("--caption-timeout", type=finite_number, default=60.0,
+                       help="seconds per caption request (default 60)")
     build.add_argument("--caption-retries", type=int, default=5, help="retries after a transient failure (default 5)")
     build.add_argument("--max-caption-words", type=int, default=300,
                        help="drop images whose caption is longer (default: 300 words)")
@@ -94,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--ray-address", default=None,
                        help="a running Ray cluster (e.g. auto, or ray://head:10001); every node must see --source "
                             "and --out at the same paths")
-    build.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_quiet(build)
 
     stats = commands.add_parser("stats", help="image size and caption statistics, with histograms",
                                 description="Median/mean height and width per split (paper Table 9), "
@@ -103,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--plots", default="a4k-stats", help="folder for the histogram PNGs (default: ./a4k-stats)")
     stats.add_argument("--no-plots", action="store_true", help="print the table only")
     stats.add_argument("--json", default=None, help="also write the statistics to this JSON file")
-    stats.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_quiet(stats)
 
     validate = commands.add_parser("validate", help="list every problem of a dataset with its line number")
     validate.add_argument("dataset", help="aesthetic-4k, sample, or a dataset folder")
@@ -111,15 +117,18 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--split", choices=("eval", "train"), default="eval")
     validate.add_argument("--quick", action="store_true", help="read image headers only (misses truncated files)")
     validate.add_argument("--no-images", action="store_true", help="check the metadata only")
+    _add_quiet(validate)
 
     sample = commands.add_parser("sample", help="render the offline sample set (8 scenes, a smoke test) into the "
                                  "cache and print its folder")
     sample.add_argument("--size", type=int, default=2048, help="image size, >= 256 (default: 2048)")
+    _add_quiet(sample)
 
     download = commands.add_parser("download", help="download one split of zhang0jhon/Aesthetic-4K into the "
                                    "Hugging Face cache (resumable) and print its folder")
     download.add_argument("--split", choices=("eval", "train"), default="eval")
     download.add_argument("--size", type=int, default=2048, help="eval size: 2048 or 4096 (default: 2048)")
+    _add_quiet(download)
 
     commands.add_parser("captioners", help="list the captioners this installation knows")
     return parser
@@ -165,11 +174,18 @@ def _stats(args) -> int:
 
     from aesthetic4k.data.stats import find_splits, format_table, plot_histograms, split_stats
 
+    if args.json:                             # checked before the work
+        from aesthetic4k_metrics.file_kinds import named_output, output_problem
+
+        json_out = named_output(args.json)     # a link: its target is replaced, the link stays
+        problem = output_problem(json_out)
+        if problem:
+            raise UserError(f"--json {args.json}: {problem}; refused")
     target = args.dataset
     if target == "sample":
         from aesthetic4k.data.sample import materialise_sample
 
-        target = materialise_sample()
+        target = materialise_sample(progress=not args.quiet)
     splits = [split_stats(label, path, progress=not args.quiet) for label, path in find_splits(Path(target))]
     summaries = [s.summary() for s in splits]
     print(format_table(summaries))
@@ -180,9 +196,9 @@ def _stats(args) -> int:
         from aesthetic4k.atomic import write_atomic
 
         try:
-            write_atomic(args.json, lambda handle: handle.write(json.dumps(summaries, indent=2) + "\n"))
-        except PermissionError as exc:
-            raise UserError(f"--json {args.json}: cannot write ({exc.strerror})") from None
+            write_atomic(json_out, lambda handle: handle.write(json.dumps(summaries, indent=2) + "\n"))
+        except OSError as exc:
+            raise UserError(f"--json {args.json}: cannot write ({exc.strerror or exc})") from None
         print(f"wrote {args.json}")
     return 0
 
@@ -190,8 +206,8 @@ def _stats(args) -> int:
 def _validate(args) -> int:
     from aesthetic4k.data import open_dataset, validate
 
-    dataset = open_dataset(args.dataset, size=args.size, split=args.split)
-    problems = validate(dataset, images=not args.no_images, decode=not args.quick, progress=True)
+    dataset = open_dataset(args.dataset, size=args.size, split=args.split, progress=not args.quiet)
+    problems = validate(dataset, images=not args.no_images, decode=not args.quick, progress=not args.quiet)
     from aesthetic4k.data.paths import shown
 
     where = shown(getattr(dataset, "metadata_path", dataset.name))
@@ -206,7 +222,7 @@ def _validate(args) -> int:
 def _sample(args) -> int:
     from aesthetic4k.data.sample import SAMPLE_NOTE, materialise_sample
 
-    folder = materialise_sample(args.size)
+    folder = materialise_sample(args.size, progress=not args.quiet)
     print(SAMPLE_NOTE, file=sys.stderr)
     print(folder)
     return 0
@@ -232,6 +248,10 @@ def main(argv=None) -> int:
     from aesthetic4k.cli.common import run_main
 
     args = _parser().parse_args(argv)
+    if getattr(args, "quiet", False):
+        from aesthetic4k_metrics.network import silence_progress_bars
+
+        silence_progress_bars()
     handlers = {"build": _build, "stats": _stats, "validate": _validate, "sample": _sample,
                 "download": _download, "captioners": _captioners}
     return run_main(PROG, lambda: handlers[args.command](args),

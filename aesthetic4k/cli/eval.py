@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from aesthetic4k.cli.common import Parser, parse_assignments, run_main
+from aesthetic4k.cli.common import Parser, finite_number, parse_assignments, run_main
 
 PROG = "a4k-eval"
 EXAMPLES = """examples:
@@ -17,7 +17,7 @@ EXAMPLES = """examples:
 """
 
 
-def _positive(name: str, minimum: int = 1):
+def _positive(name: str, minimum: int = 1, maximum: int | None = None, why: str = ""):
     def parse(text: str) -> int:
         import argparse
 
@@ -27,12 +27,17 @@ def _positive(name: str, minimum: int = 1):
             raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{name} must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{name} must be at most {maximum}{why}, got {value}")
         return value
     return parse
 
 
+
 def build_parser() -> Parser:
     import argparse
+
+    from aesthetic4k_metrics.image_input import JPEG_MAX_SIDE
 
     p = Parser(prog=PROG, description=__doc__.split(":", 1)[1].strip(), epilog=EXAMPLES,
                formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
@@ -41,7 +46,8 @@ def build_parser() -> Parser:
     run.add_argument("--out", "-o", type=Path, help="results.csv to create or update (one row per run)")
     run.add_argument("--dataset", "-d", help="aesthetic-4k (default for generators), sample, or a folder in the "
                                              "published layout")
-    run.add_argument("--size", type=_positive("--size", 64),
+    run.add_argument("--size", type=_positive("--size", 64, JPEG_MAX_SIDE, " (generated images are saved as "
+                                                              "JPEG, which holds no longer side)"),
                      help="evaluation size: generated images are N x N and FID resizes to N (default 2048); "
                           "a folder's images are scored at their true size, --size then sets only the FID resize")
     run.add_argument("--metrics", "-m", help="comma list (default: glcm_score,compression_ratio,fid,clip_score,"
@@ -64,7 +70,8 @@ def build_parser() -> Parser:
                           "(the paper used the in-memory image)")
     run.add_argument("--json", action="store_true",
                      help="print the row as one JSON object on stdout (the summary goes to stderr)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars or step announcements")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bars or step announcements (the report's, downloads' and models' too)")
 
     gen = p.add_argument_group("generators")
     gen.add_argument("--images", help="folder generator: the folder of generated images")
@@ -73,7 +80,7 @@ def build_parser() -> Parser:
     gen.add_argument("--batch-size", type=_positive("--batch-size"), default=1,
                      help="prompts per generation call (default 1); see --metric-batch-size for scoring")
     gen.add_argument("--steps", type=_positive("--steps"), help="sampling steps (default: the paper's, Flux 50, SD3 28)")
-    gen.add_argument("--guidance", type=float, help="guidance scale")
+    gen.add_argument("--guidance", type=finite_number, help="guidance scale")
     gen.add_argument("--offload", action="store_true", help="CPU offload of model parts (less GPU memory)")
     gen.add_argument("--vae", metavar="f16|f8|DIR",
                      help="flux/sd3: F16 partitioned VAE (default), the original F8, or a folder with a VAE "
@@ -179,7 +186,7 @@ def _config(args):
     generator_options = GeneratorOptions(device=args.device, dtype=args.dtype, steps=args.steps,
                                          guidance=args.guidance, images=args.images, base_size=args.base_size,
                                          resample=args.resample, offload=args.offload, vae=args.vae,
-                                         partitions=args.partitions)
+                                         partitions=args.partitions, progress=not args.no_progress)
     return EvalConfig(generator=args.generator, out=args.out, dataset=args.dataset, size=args.size,
                       metrics=parse_metric_list(args.metrics) if args.metrics is not None else None,
                       limit=args.limit, seed=args.seed, batch_size=args.batch_size, workers=args.workers,
@@ -236,6 +243,10 @@ def main(argv=None) -> int:
         if args.list_weights:
             return _list_weights(args)
         config = _config(args)
+        if args.no_progress:
+            from aesthetic4k_metrics.network import silence_progress_bars
+
+            silence_progress_bars()
         from aesthetic4k.evaluation import evaluate
 
         result = evaluate(config)

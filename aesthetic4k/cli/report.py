@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from aesthetic4k.cli.common import Parser, run_main
+from aesthetic4k.errors import UserError
 
 
 def build_parser() -> Parser:
@@ -24,6 +25,7 @@ def build_parser() -> Parser:
                         help="one run (re-draw its report) or two runs of the same dataset and size (A, then B)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="folder for index.html and its images/ (created; an earlier report there is replaced)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -38,11 +40,18 @@ def main(argv=None) -> int:
 def _write(args) -> int:
     from aesthetic4k.report import load_run, write_comparison, write_report
 
+    from aesthetic4k_metrics.file_kinds import named_output
+
     runs = [load_run(spec) for spec in args.runs]
-    if len(runs) == 1:
-        page = write_report(runs[0], args.out)
-    else:
-        page = write_comparison(runs[0], runs[1], args.out)
+    out = named_output(args.out, folder=True)      # a link to a folder: the report goes into its target
+    try:
+        if len(runs) == 1:
+            page = write_report(runs[0], out, progress=not args.no_progress)
+        else:
+            page = write_comparison(runs[0], runs[1], out, progress=not args.no_progress)
+    except OSError as exc:      # a full disk, a quota, a read-only folder: the earlier report there is unchanged
+        raise UserError(f"{args.out}: cannot write the report ({exc.strerror or exc}); an earlier report there "
+                        "is unchanged") from None
     print(f"a4k-report: wrote {page}")
     return 0
 

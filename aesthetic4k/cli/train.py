@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aesthetic4k.cli.common import Parser, add_run_options, run_trainer
+from aesthetic4k.cli.common import Parser, add_run_options, finite_number, run_trainer
 from aesthetic4k import families
 
 EXAMPLE = """example (a tiny run on the CPU):
@@ -95,29 +95,30 @@ def build_parser() -> argparse.ArgumentParser:
     method.add_argument("--timestep-sampling", choices=["uniform", "logit_normal", "mode"], default=None,
                         help="how training timesteps are drawn (default: the family's upstream script: "
                              "logit_normal for SD3, uniform for Flux)")
-    method.add_argument("--logit-mean", type=float, default=0.0, help="logit-normal timestep mean (default 0)")
-    method.add_argument("--logit-std", type=float, default=1.0, help="logit-normal timestep std (default 1)")
-    method.add_argument("--mode-scale", type=float, default=1.29, help="scale of the mode density (default 1.29)")
+    method.add_argument("--logit-mean", type=finite_number, default=0.0, help="logit-normal timestep mean (default 0)")
+    method.add_argument("--logit-std", type=finite_number, default=1.0, help="logit-normal timestep std (default 1)")
+    method.add_argument("--mode-scale", type=finite_number, default=1.29,
+                        help="scale of the mode density (default 1.29)")
     method.add_argument("--latent-shift", choices=["none", "subtract"], default=None,
                         help="none: latents sample * scaling_factor; subtract: (sample - shift_factor) * "
                              "scaling_factor (default: the family's upstream script: none for SD3, subtract for Flux)")
-    method.add_argument("--guidance", type=float, default=None,
+    method.add_argument("--guidance", type=finite_number, default=None,
                         help="guidance embedding value in training (Flux-dev; default 3.5 as upstream)")
     method.add_argument("--max-sequence-length", type=int, default=None,
                         help="T5 tokens (default 77 for SD3, 512 for Flux)")
 
     opt = parser.add_argument_group("optimisation")
-    opt.add_argument("--learning-rate", type=float, default=1e-6, help="constant learning rate (default 1e-6)")
+    opt.add_argument("--learning-rate", type=finite_number, default=1e-6, help="constant learning rate (default 1e-6)")
     opt.add_argument("--batch-size", type=int, default=1, help="images per device and step (default 1)")
     opt.add_argument("--gradient-accumulation", type=int, default=1, help="micro-batches per step (default 1)")
     opt.add_argument("--max-steps", type=int, default=20000, help="optimizer steps (default 20000)")
     opt.add_argument("--optimizer", choices=["adamw", "adamw8bit"], default="adamw",
                      help="adamw8bit needs bitsandbytes (pip install 'aesthetic4k[train]')")
-    opt.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default 1e-4)")
-    opt.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping, 0 = off (default 1)")
+    opt.add_argument("--weight-decay", type=finite_number, default=1e-4, help="AdamW weight decay (default 1e-4)")
+    opt.add_argument("--max-grad-norm", type=finite_number, default=1.0, help="gradient clipping, 0 = off (default 1)")
     opt.add_argument("--lora-rank", type=int, default=0, help="train LoRA adapters of this rank instead of all "
                      "weights (needs peft); checkpoints hold the merged weights (default 0 = full)")
-    opt.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default: the rank)")
+    opt.add_argument("--lora-alpha", type=finite_number, default=None, help="LoRA alpha (default: the rank)")
     opt.add_argument("--mixed-precision", choices=["bf16", "fp16", "no"], default="bf16", help="default bf16")
     opt.add_argument("--no-gradient-checkpointing", dest="gradient_checkpointing", action="store_false",
                      help="faster, much more memory (checkpointing is on by default)")

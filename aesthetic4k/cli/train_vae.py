@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aesthetic4k.cli.common import Parser, add_run_options, run_trainer
+from aesthetic4k.cli.common import Parser, add_run_options, finite_number, run_trainer
 
 EXAMPLE = """example (a tiny run on the CPU; LPIPS weights by path):
   a4k-train-vae --base ./tiny-flux --data ./photos --output-dir runs/scvae --resolution 64 \\
@@ -53,12 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     method = parser.add_argument_group("method (one step = one student update + one discriminator update)")
     method.add_argument("--pixel-loss", choices=["mse", "patch"], default="mse",
                         help="mse: image MSE (default); patch: MSE of 32x32 windows at stride 16")
-    method.add_argument("--lpips-weight", type=float, default=0.1, help="LPIPS (VGG) weight (default 0.1)")
-    method.add_argument("--gan-weight", type=float, default=0.05, help="adversarial weight, times the adaptive "
+    method.add_argument("--lpips-weight", type=finite_number, default=0.1, help="LPIPS (VGG) weight (default 0.1)")
+    method.add_argument("--gan-weight", type=finite_number, default=0.05, help="adversarial weight, times the adaptive "
                         "weight (default 0.05)")
-    method.add_argument("--sc-weight", type=float, default=1.0, help="scale-consistency weight (default 1)")
-    method.add_argument("--gp-weight", type=float, default=10.0, help="discriminator gradient penalty (default 10)")
-    method.add_argument("--max-adaptive-weight", type=float, default=1e4, help="clamp of the adaptive weight "
+    method.add_argument("--sc-weight", type=finite_number, default=1.0, help="scale-consistency weight (default 1)")
+    method.add_argument("--gp-weight", type=finite_number, default=10.0,
+                        help="discriminator gradient penalty (default 10)")
+    method.add_argument("--max-adaptive-weight", type=finite_number, default=1e4, help="clamp of the adaptive weight "
                         "(default 1e4)")
     method.add_argument("--disc-channels", type=int, default=512, help="discriminator width (default 512)")
     method.add_argument("--disc-depth", type=int, default=6, help="strided discriminator layers (default 6)")
@@ -66,16 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "stage (default 2; only memory changes)")
     method.add_argument("--no-ema", dest="ema", action="store_false", help="export the raw student instead of its "
                         "exponential moving average")
-    method.add_argument("--ema-decay", type=float, default=0.9999, help="EMA decay (default 0.9999)")
+    method.add_argument("--ema-decay", type=finite_number, default=0.9999, help="EMA decay (default 0.9999)")
 
     opt = parser.add_argument_group("optimisation")
-    opt.add_argument("--learning-rate", type=float, default=1e-5, help="student decoder, constant (default 1e-5)")
-    opt.add_argument("--disc-learning-rate", type=float, default=1e-5, help="discriminator, constant (default 1e-5)")
-    opt.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default 1e-4)")
-    opt.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping, 0 = off (default 1)")
+    opt.add_argument("--learning-rate", type=finite_number, default=1e-5,
+                     help="student decoder, constant (default 1e-5)")
+    opt.add_argument("--disc-learning-rate", type=finite_number, default=1e-5,
+                     help="discriminator, constant (default 1e-5)")
+    opt.add_argument("--weight-decay", type=finite_number, default=1e-4, help="AdamW weight decay (default 1e-4)")
+    opt.add_argument("--max-grad-norm", type=finite_number, default=1.0, help="gradient clipping, 0 = off (default 1)")
     opt.add_argument("--batch-size", type=int, default=32, help="images per device and micro-batch (default 32)")
     opt.add_argument("--gradient-accumulation", type=int, default=2, help="micro-batches per update (default 2)")
-    opt.add_argument("--epochs", type=float, default=1.0, help="passes over the data (default 1)")
+    opt.add_argument("--epochs", type=finite_number, default=1.0, help="passes over the data (default 1)")
     opt.add_argument("--max-steps", type=int, default=None, help="steps, instead of --epochs")
     opt.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default="no", help="default no")
     opt.add_argument("--no-gradient-checkpointing", dest="gradient_checkpointing", action="store_false",

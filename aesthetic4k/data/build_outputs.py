@@ -164,11 +164,14 @@ def finish(items: list, options, captioner_name: str, notes: list, pool, work: d
     removed = remove_stale(out, {output for item in kept for output in item.outputs})
     if removed:
         notes.append(f"removed {len(removed)} image(s) left by an earlier build with other settings")
-    (out / "train").mkdir(exist_ok=True)
-    write_metadata(out / "train" / METADATA_NAME, train)
-    for size, entries in evals.items():
-        (out / "eval" / f"size_{size}").mkdir(parents=True, exist_ok=True)
-        write_metadata(out / "eval" / f"size_{size}" / METADATA_NAME, entries)
+    splits = {"train": train, **{f"eval/size_{size}": entries for size, entries in evals.items()}}
+    for split, entries in splits.items():
+        (out / split).mkdir(parents=True, exist_ok=True)
+        if entries:
+            write_metadata(out / split / METADATA_NAME, entries)
+        else:  # a metadata.jsonl with no entry is not a dataset (a4k-data validate and a4k-eval refuse it)
+            (out / split / METADATA_NAME).unlink(missing_ok=True)
+            notes.append(f"{split}: no image, so no {METADATA_NAME}")
 
     ordered = sorted(items, key=lambda item: item.rel)
     write_atomic(out / "manifest.jsonl",

@@ -9,7 +9,6 @@ A lock file stops two builds from writing the same folder at the same time.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -18,6 +17,7 @@ from pathlib import Path
 from aesthetic4k.atomic import atomic_path
 from aesthetic4k.data.paths import json_line
 from aesthetic4k.errors import UserError
+from aesthetic4k_metrics.json_text import JSONProblem, parse
 
 STATE_DIR = ".a4k-build"
 
@@ -30,9 +30,9 @@ def read_jsonl(path: Path) -> list[dict]:
     with open(path, encoding="utf-8", errors="replace") as handle:
         for raw in handle:
             try:
-                item = json.loads(raw)
-            except json.JSONDecodeError:
-                continue  # a line cut short by an interruption
+                item = parse(raw)
+            except JSONProblem:
+                continue  # a line cut short by an interruption (or damaged): its work is done again
             if isinstance(item, dict):
                 items.append(item)
     return items

@@ -11,11 +11,12 @@ import re
 from pathlib import Path
 from typing import Iterator, Optional
 
-from aesthetic4k.data.metadata import METADATA_NAME, Entry, LineError, read_lines
+from aesthetic4k.data.metadata import METADATA_NAME, NO_ENTRIES, CaptionRule, Entry, LineError, read_lines
 from aesthetic4k.data.paths import OutsidePath, inside, shown
 from aesthetic4k.data.records import Record
 from aesthetic4k.errors import UserError
 from aesthetic4k_metrics.errors import did_you_mean
+from aesthetic4k_metrics.file_kinds import file_problem
 
 SPLITS = ("eval", "train")
 HUB_SPEC = "aesthetic-4k"
@@ -44,19 +45,22 @@ class MetadataDataset:
 
     def entries(self) -> Iterator[Entry | LineError]:
         """Raw lines, malformed ones included (validation uses this)."""
-        return read_lines(self.metadata_path)
+        return read_lines(self.metadata_path, self.storage)
 
     def image_path(self, entry: Entry) -> Path:
         """The image of an entry, refused (OutsidePath) when it would lie outside the dataset folder."""
         return inside(self.root, entry.file_name, self.storage)
 
     def records(self) -> Iterator[Record]:
-        """Stream records; stops with a one-line message on a malformed line, a path outside the
-        dataset folder or a stem collision. No image is opened."""
+        """Stream records; stops with a one-line message on a malformed line, a caption that breaks
+        the :class:`CaptionRule` (``a4k-data validate`` applies the same), a path outside the
+        dataset folder, a stem collision, or a file with no entry at all. No image is opened."""
         seen: dict[str, int] = {}
+        captions = CaptionRule()
         for item in self.entries():
-            if isinstance(item, LineError):
-                raise UserError(f"{shown(self.metadata_path)}: line {item.line}: {item.reason} "
+            found = (item.line, item.reason) if isinstance(item, LineError) else captions.add(item.line, item.text)
+            if found:
+                raise UserError(f"{shown(self.metadata_path)}: line {found[0]}: {found[1]} "
                                 f"(run `a4k-data validate {shown(self.root)}` for all problems)")
             try:
                 path = self.image_path(item)
@@ -69,6 +73,8 @@ class MetadataDataset:
                                 f"used on line {seen[stem]}; stems must be unique")
             seen[stem] = item.line
             yield Record(stem=stem, prompt=item.text, image_path=path, line=item.line)
+        if not seen:
+            raise UserError(f"{shown(self.metadata_path)}: {NO_ENTRIES}")
 
     def __len__(self) -> int:
         if self._length is None:
@@ -78,6 +84,10 @@ class MetadataDataset:
 
 def _local_metadata(folder: Path, size: int, split: str) -> Path:
     """The metadata.jsonl of ``split`` (and ``size``) inside a local folder, or a UserError."""
+    if not folder.is_dir():
+        problem = file_problem(folder)      # a FIFO or a device is named, never opened
+        if problem:
+            raise UserError(f"dataset {shown(folder)}: {problem}; expected a folder or a .jsonl file")
     if folder.is_file():
         if folder.name.endswith(".jsonl"):
             return folder
@@ -143,13 +153,19 @@ def open_dataset(spec: str, size: int = 2048, split: str = "eval", progress: boo
     return MetadataDataset(metadata, _folder_name(path), size, split)
 
 
-def _folder_name(path: Path) -> str:
-    """The name recorded in results.csv: the dataset folder's name, not that of a split inside it."""
-    folder = path.resolve()
+def dataset_folder(path: Path) -> Path:
+    """The whole dataset a path belongs to (resolved): the top of the published layout for a split
+    folder or its metadata.jsonl (``X/eval/size_2048`` -> ``X``), else the folder itself."""
+    folder = Path(path).resolve()
     if folder.is_file():
         folder = folder.parent
     if re.fullmatch(r"size_\d+", folder.name) and folder.parent.name == "eval":
         folder = folder.parent.parent
     elif folder.name in ("train", "eval") and (folder.parent / "eval").is_dir():
         folder = folder.parent
-    return folder.name or str(path)
+    return folder
+
+
+def _folder_name(path: Path) -> str:
+    """The name recorded in results.csv: the dataset folder's name, not that of a split inside it."""
+    return dataset_folder(path).name or str(path)

@@ -18,6 +18,8 @@ import numpy as np
 
 from aesthetic4k.atomic import atomic_path
 from aesthetic4k.errors import ImageError
+from aesthetic4k_metrics.compression import jpeg_side_problem
+from aesthetic4k_metrics.file_kinds import file_problem
 
 # 250 megapixels (e.g. 15800 x 15800): far above any camera, far below what exhausts memory.
 DEFAULT_MAX_PIXELS = 250_000_000
@@ -61,18 +63,16 @@ def _open(path: Path, max_pixels: int):
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    problem = file_problem(path)        # a FIFO, device or folder is refused, never opened
+    if problem:
+        raise ImageError(path, problem)
     try:
         if path.stat().st_size == 0:
             raise ImageError(path, "empty file (0 bytes)")
-    except FileNotFoundError:
-        raise ImageError(path, "file not found") from None
-    except PermissionError:
-        raise ImageError(path, "permission denied") from None
-    except OSError as exc:  # e.g. ELOOP on a symlink loop
-        raise ImageError(path, f"cannot read ({exc.strerror or exc})") from None
-    try:
         with _pixel_limit(max_pixels):
             image = Image.open(path)
+    except ImageError:
+        raise
     except Image.DecompressionBombError:
         raise ImageError(path, f"more than {max_pixels:,} pixels: refused as a possible decompression bomb "
                                "(raise the limit with --max-pixels if the image is genuine)") from None
@@ -249,6 +249,9 @@ def save_atomic(image, path: str | os.PathLike, quality: int = 95) -> None:
     suffix = path.suffix.lower()
     if suffix not in (".jpg", ".jpeg", ".png"):
         raise ValueError(f"unsupported output format {suffix}")
+    problem = jpeg_side_problem(*image.size) if suffix != ".png" else None
+    if problem:          # the encoder's limit makes a bad image, not a failed write
+        raise ImageError(path, f"{problem}; write it as PNG (--train-format / --eval-format png)")
     with atomic_path(path) as tmp:
         if suffix == ".png":
             image.save(tmp, format="PNG", compress_level=6)

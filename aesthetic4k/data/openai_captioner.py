@@ -21,6 +21,7 @@ from pathlib import Path
 
 from aesthetic4k.data.captioning import CaptionerOptions, CaptionRejected, clean_caption, env_default
 from aesthetic4k.errors import ImageError, UserError
+from aesthetic4k_metrics.json_text import JSONProblem, parse
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -75,7 +76,8 @@ class OpenAICaptioner:
         except (KeyError, IndexError, TypeError):
             raise CaptionRejected("response has no choices[0].message.content") from None
         if isinstance(content, list):  # some servers return content parts
-            content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+            content = " ".join(part["text"] for part in content if isinstance(part, dict)
+                               and isinstance(part.get("text"), str))
         return content if isinstance(content, str) else ""
 
     def _wait(self, attempt: int, retry_after: str | None) -> None:
@@ -119,9 +121,9 @@ class OpenAICaptioner:
                 last = "timed out" if isinstance(reason, (socket.timeout, TimeoutError)) else str(reason)
                 continue
             try:
-                response = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                last = "reply is not JSON"
+                response = parse(raw.decode("utf-8"))
+            except (UnicodeDecodeError, JSONProblem):
+                last = "reply is not usable JSON"
                 continue
             return clean_caption(self._text(response))
         raise UserError(f"captioner openai: {self.url} failed {self.options.retries + 1} times ({last}); "
@@ -130,7 +132,7 @@ class OpenAICaptioner:
 
 def _error_detail(exc: urllib.error.HTTPError) -> str:
     try:
-        body = json.loads(exc.read().decode("utf-8", "replace"))
+        body = parse(exc.read().decode("utf-8", "replace"))
         message = body.get("error", {}).get("message") if isinstance(body.get("error"), dict) else body.get("error")
         return f"({str(message)[:200]})" if message else ""
     except Exception:

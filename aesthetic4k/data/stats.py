@@ -77,7 +77,7 @@ def split_stats(label: str, metadata: Path, progress: bool = False) -> SplitStat
 
     result = SplitStats(label, metadata)
     storage = cache_storage(metadata.parent)
-    items = read_lines(metadata)
+    items = read_lines(metadata, storage)
     if progress:
         from tqdm import tqdm
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional
 
-from aesthetic4k.data.metadata import LineError, parse_line
+from aesthetic4k.data.metadata import CaptionRule, LineError, parse_line
 from aesthetic4k.data.paths import OutsidePath, shorten
 from aesthetic4k.data.remote import FileCache, FolderStore, HubStore, MissingFile, clean_name
 from aesthetic4k.errors import ImageError, UserError
@@ -65,13 +65,14 @@ def read_entries(store, metadata: str) -> list[StreamEntry]:
     """The metadata lines as entries; a malformed line, a path leaving the dataset or a repeated stem stops."""
     folder = PurePosixPath(clean_name(metadata)).parent
     where = store.describe(metadata)
-    entries, stems = [], {}
+    entries, stems, captions = [], {}, CaptionRule()
     for number, raw in enumerate(store.read_text(metadata).splitlines(), start=1):
         item = parse_line(raw, number)
         if item is None:
             continue
-        if isinstance(item, LineError):
-            raise UserError(f"{where}: line {number}: {item.reason}")
+        found = (number, item.reason) if isinstance(item, LineError) else captions.add(number, item.text)
+        if found:
+            raise UserError(f"{where}: line {found[0]}: {found[1]}")
         try:  # relative to the metadata's folder, and never above it
             name = clean_name(str(folder / clean_name(item.file_name)))
         except OutsidePath as exc:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from aesthetic4k.data.metadata import Entry, LineError
+from aesthetic4k.data.metadata import NO_ENTRIES, CaptionRule, Entry, LineError
 from aesthetic4k.data.paths import OutsidePath, inside, is_file, shorten
 from aesthetic4k.errors import ImageError
 
@@ -16,7 +16,7 @@ MAX_CAPTION_WORDS = 300
 @dataclass(frozen=True)
 class Problem:
     kind: str              # malformed, outside, duplicate, duplicate-stem, missing, unreadable, empty-caption,
-    #                        long-caption, small
+    #                        long-caption, small, empty (no entries), no-captions
     line: int
     message: str
     path: Optional[str] = None
@@ -28,9 +28,7 @@ class Problem:
 
 
 def _check_caption(text: str, line: int, problems: list) -> None:
-    if not text.strip():
-        problems.append(Problem("empty-caption", line, "empty caption"))
-    else:
+    if text.strip():                     # missing captions: the CaptionRule, at the end
         words = len(text.split())
         if words > MAX_CAPTION_WORDS:
             problems.append(Problem("long-caption", line,
@@ -84,7 +82,10 @@ def validate(dataset, images: bool = True, decode: bool = True, progress: bool =
         from tqdm import tqdm
 
         items = tqdm(items, desc="validating", unit="entry")
+    entries = 0
+    captions = CaptionRule()            # the rule records() (a4k-eval, a4k-train) applies too
     for item in items:
+        entries += 1
         if isinstance(item, LineError):
             problems.append(Problem("malformed", item.line, item.reason))
             continue
@@ -105,6 +106,13 @@ def validate(dataset, images: bool = True, decode: bool = True, progress: bool =
                                                                  f"used on line {seen_stems[stem]}"))
         seen_stems.setdefault(stem, item.line)
         _check_caption(item.text, item.line, problems)
+        captions.add(item.line, item.text)
         if images and path is not None:
             _check_image(path, item.line, size, decode, problems)
-    return problems
+    problems += [Problem("empty-caption", line, message) for line, message in captions.problems()]
+    if captions.prompt_free:
+        problems.append(Problem("no-captions", 0, "no entry has a caption: a prompt-free dataset (generators "
+                                                  "and CLIPScore need captions)", severity="warning"))
+    if not entries:
+        problems.append(Problem("empty", 0, NO_ENTRIES))
+    return sorted(problems, key=lambda problem: problem.line)

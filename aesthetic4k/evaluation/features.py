@@ -12,7 +12,9 @@ run keeps them on disk, keyed by the metric's ``feature_recipe`` and the image:
   (``$A4K_CACHE/features``), keyed by path, size and modification time, so a re-run does not
   decode 4K files again.
 
-A damaged or unwritable cache only costs time: entries that cannot be read are recomputed.
+A damaged or unwritable cache only costs time: entries that cannot be read are recomputed, and
+``FileFeatures`` that cannot be written are not kept. Features of a generated image that cannot
+be written stop the run (one line naming the file), before its JPEG is saved.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from typing import Optional
 import numpy as np
 
 from aesthetic4k.atomic import atomic_path
+from aesthetic4k.errors import UserError
 
 GENERATED_FOLDER = ".a4k-features"
 
@@ -34,12 +37,9 @@ def recipe_digest(recipe: dict) -> str:
 
 
 def _save(path: Path, **arrays) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-    except OSError:
-        pass  # a read-only cache only costs time
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def _load(path: Path) -> Optional[dict]:
@@ -68,7 +68,14 @@ class GeneratedFeatures:
         return data["features"]
 
     def save(self, digest: str, stem: str, jpeg_sha: str, features: np.ndarray) -> None:
-        _save(self._path(digest, stem), features=np.asarray(features, np.float32), jpeg_sha256=np.array(jpeg_sha))
+        """Keep the features before the JPEG is saved; failing to is fatal (a full disk, a read-only folder):
+        a JPEG without them would be scored from its file on the next run, with other numbers."""
+        path = self._path(digest, stem)
+        try:
+            _save(path, features=np.asarray(features, np.float32), jpeg_sha256=np.array(jpeg_sha))
+        except OSError as exc:
+            raise UserError(f"{path}: cannot write ({exc.strerror or exc}); images and features finished "
+                            "so far are kept, run the same command again to resume") from None
 
 
 class FileFeatures:

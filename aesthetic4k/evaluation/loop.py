@@ -23,6 +23,7 @@ from aesthetic4k import __version__
 from aesthetic4k.errors import MetricUnavailable, UserError, WeightUnavailable
 from aesthetic4k.evaluation.config import EvalConfig, RunResult
 from aesthetic4k.evaluation.features import FileFeatures, GeneratedFeatures
+from aesthetic4k.evaluation.outputs import check_images_out
 from aesthetic4k.evaluation.ranks import Ranks, setup_ranks
 from aesthetic4k.evaluation.scoring import DetailScoring, NetworkScoring
 from aesthetic4k.evaluation.sources import FolderImages, GeneratedImages, Skipped, display, open_source
@@ -189,7 +190,12 @@ class Run:
             handle = GeneratorHandle(component)
             image_dir = Path(config.images_out) if config.images_out else \
                 default_images_out(handle.name, handle.defaults, dataset_name, size, config.seed)
-            image_dir.mkdir(parents=True, exist_ok=True)
+            check_images_out(image_dir, dataset, config)
+            try:
+                image_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(f"{display(image_dir)}: cannot create the images folder "
+                                f"({exc.strerror or exc})") from None
             source = GeneratedImages(handle, image_dir, size, config.seed, config.batch_size,
                                      keep_pixels=not config.from_files)
         records, notes = source.records(dataset)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from aesthetic4k import results
 from aesthetic4k.errors import UserError
 from aesthetic4k.evaluation.config import EvalConfig, RunResult
 from aesthetic4k.evaluation.sources import display
+from aesthetic4k_metrics.file_kinds import named_output
 from aesthetic4k_metrics.registry import METRICS
 
 PER_IMAGE_FIRST = ["stem", "file", "status", "width", "height"]
@@ -38,13 +40,36 @@ def per_image_rows(result: RunResult) -> list[dict]:
     return rows
 
 
+def check_images_out(folder: Path, dataset, config: EvalConfig) -> None:
+    """Refuse a generated-images folder inside a folder the run reads (the dataset, ``--images``,
+    ``--reference DIR``): its files would be taken for generated images, and JPEGs written into it."""
+    from aesthetic4k.data.datasets import dataset_folder
+    from aesthetic4k_metrics.file_kinds import inside_folder
+
+    read = []
+    if dataset is not None and getattr(dataset, "root", None) is not None:
+        read += [("the dataset", folder_of) for folder_of in (dataset_folder(dataset.root),
+                                                               *getattr(dataset, "storage", ()))]
+    if config.generator_options.images:
+        read.append(("--images", Path(config.generator_options.images)))
+    if config.reference and Path(config.reference).is_dir():
+        read.append(("--reference", Path(config.reference)))
+    for what, other in read:
+        if inside_folder(folder, other):
+            raise UserError(f"--images-out {display(folder)}: inside {what} folder {display(other)}; generated "
+                            "images are written there and existing ones reused, so choose a folder outside it")
+
+
 def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
 class Outputs:
     def __init__(self, config: EvalConfig):
-        self.config = config
+        # a link named as an output is followed: its target is locked and replaced, the link stays
+        config = self.config = replace(config, **{name: named_output(getattr(config, name), name == "report")
+                                                  for name in ("out", "per_image", "report", "save_reference_stats")
+                                                  if getattr(config, name) is not None})
         named = [(config.out, "--out"), (config.per_image, "--per-image"), (config.report, "--report"),
                  (config.save_reference_stats, "--save-reference-stats")]
         seen = {}
@@ -70,16 +95,13 @@ class Outputs:
                 raise UserError(f"--report {display(report)}: folder {display(report.parent)} does not exist")
             if not os.access(report.parent, os.W_OK):
                 raise UserError(f"--report {display(report)}: cannot write in {display(report.parent)}")
-        if config.images_out:
+        if config.images_out:        # created by the run, once it is known to lie outside what the run reads
             images = Path(config.images_out)
             if images.exists() and not images.is_dir():
                 raise UserError(f"--images-out {display(images)}: is a file, expected a folder")
-            try:
-                images.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise UserError(f"--images-out {display(images)}: cannot create it ({exc.strerror or exc})") from None
-            if not os.access(images, os.W_OK):
-                raise UserError(f"--images-out {display(images)}: not writable")
+            existing = next(p for p in (images, *images.absolute().parents) if p.exists())
+            if not existing.is_dir() or not os.access(existing, os.W_OK):
+                raise UserError(f"--images-out {display(images)}: cannot create or write in {display(existing)}")
 
     def commit(self, result: RunResult) -> None:
         """Write every output beside its destination, then rename them all into place."""
@@ -99,7 +121,7 @@ class Outputs:
 
                 final = Path(config.report)
                 staged.append((_temporary(final), final))
-                write_report(result, staged[-1][0])
+                write_report(result, staged[-1][0], progress=config.progress)
             if config.out:
                 with results.locked(config.out):
                     final = Path(config.out)

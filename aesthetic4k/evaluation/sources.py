@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -22,6 +21,7 @@ from aesthetic4k.data.records import Record
 from aesthetic4k.errors import UserError
 from aesthetic4k.generators.base import GeneratorHandle, GeneratorOptions
 from aesthetic4k_metrics.errors import first_line, is_out_of_memory
+from aesthetic4k_metrics.file_kinds import OUTSIDE_LINK, file_problem, inside_folder
 from aesthetic4k_metrics.image_input import IMAGE_SUFFIXES
 
 JPEG_QUALITY = 95
@@ -61,21 +61,6 @@ class Skipped:
     kind: str = "bad"          # "bad": an image that cannot be used; "ignored": not an image file
 
 
-def file_problem(path: Path) -> Optional[str]:
-    """Why ``path`` cannot be an image file, found without opening it (None: a regular file)."""
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        if os.path.islink(path):
-            return "symbolic link loop" if exc.errno == 40 else "broken symbolic link"
-        return f"cannot read ({exc.strerror or exc})"
-    if stat.S_ISDIR(info.st_mode):
-        return "is a folder, not an image"
-    if not stat.S_ISREG(info.st_mode):
-        return "not a regular file (pipe, socket or device)"
-    return None
-
-
 class FolderImages:
     """Images generated elsewhere, in ``--images DIR``, matched to the dataset by file stem."""
 
@@ -111,6 +96,8 @@ class FolderImages:
             suffix = path.suffix.lower()
             if suffix in IMAGE_SUFFIXES:
                 problem = file_problem(path)            # never open a pipe, a folder or a dangling link
+                if problem is None and not inside_folder(path, self.folder):
+                    problem = OUTSIDE_LINK             # never read outside the folder the user named
                 if problem:
                     self.skipped.append(Skipped(display(path.name), problem))
                     continue
@@ -174,6 +161,32 @@ def header_size(path: Path) -> Optional[tuple[int, int]]:
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
+def saved_image(path: Path, size: int) -> bool:
+    """True when ``path`` holds an image this run can reuse (a size x size JPEG), False when there is none.
+
+    Anything else there stops the run rather than being scored as this generator's image or
+    overwritten: a file of another size (another --size, or not a generated image), another format,
+    a folder, a FIFO, a broken link.
+    """
+    if not os.path.lexists(path):
+        return False
+    problem = file_problem(path)
+    found = None
+    if problem is None:
+        try:
+            from PIL import Image
+
+            with Image.open(path) as image:
+                found = f"a {image.format} of {image.width}x{image.height}"
+                if image.format == "JPEG" and image.size == (size, size):
+                    return True
+        except Exception:  # noqa: BLE001 - any unreadable header
+            found = "not a readable image"
+    raise UserError(f"{display(path)}: {problem or found}, not the {size}x{size} JPEG this run saves; it was not "
+                    "made by this run, so it is neither scored nor overwritten: remove it or choose another "
+                    "--images-out")
+
+
 def open_source(spec: str, options: GeneratorOptions):
     """``folder[:DIR]`` gives the folder source; anything else names a generator."""
     name, _, argument = spec.partition(":")
@@ -214,7 +227,7 @@ class GeneratedImages:
         images in flight.
         """
         items = [Item(r.stem, r.prompt, r.image_path, self.image_dir / f"{r.stem}.jpg") for r in records]
-        todo = [(r, it) for r, it in zip(records, items) if not it.image_path.exists()]
+        todo = [(r, it) for r, it in zip(records, items) if not saved_image(it.image_path, self.size)]
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start:start + self.batch_size]
             images = self._generate([r for r, _ in chunk])
@@ -261,8 +274,12 @@ class GeneratedImages:
 
         for item in items:
             if item.jpeg is not None and not item.image_path.exists():
-                with atomic_path(item.image_path) as tmp:
-                    tmp.write_bytes(item.jpeg)
+                try:
+                    with atomic_path(item.image_path) as tmp:
+                        tmp.write_bytes(item.jpeg)
+                except OSError as exc:     # a full disk, a quota, a folder made read-only meanwhile
+                    raise UserError(f"{display(item.image_path)}: cannot write ({exc.strerror or exc}); the images "
+                                    "saved so far are kept, run the same command again to resume") from None
 
     def release(self) -> None:
         self.handle.release()

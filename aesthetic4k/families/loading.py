@@ -12,7 +12,6 @@ a4k-train-vae checkpoint; its ``a4k_vae.json`` marker says how it decodes (see :
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import warnings
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from aesthetic4k.errors import UserError
 from aesthetic4k.json_files import read_json_object
+from aesthetic4k_metrics.json_text import parse
 
 MODEL_INDEX = "model_index.json"
 # owner/name as the hub spells repository ids (no path separators beyond the one slash).
@@ -86,7 +86,7 @@ def pipeline_class_name(source: str) -> str | None:
             return None
         index = Path(cached)
     try:
-        return json.loads(index.read_text(encoding="utf-8")).get("_class_name")
+        return parse(index.read_text(encoding="utf-8")).get("_class_name")
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -194,7 +194,7 @@ def _is_autoencoder(folder: Path) -> bool:
     if not config.is_file():
         return False
     try:
-        return json.loads(config.read_text(encoding="utf-8")).get("_class_name") == "AutoencoderKL"
+        return parse(config.read_text(encoding="utf-8")).get("_class_name") == "AutoencoderKL"
     except (OSError, ValueError, AttributeError):
         return False
 

@@ -66,4 +66,5 @@ class GeneratorOptions:
     offload: bool = False                # model CPU offload for 4K generation on small GPUs
     vae: Optional[str] = None            # "f16", "f8", or a folder holding a trained (SC-)VAE
     partitions: int = 2                  # partitioned F16 VAE decode
+    progress: bool = True                # False (--no-progress): no bars of the generator's libraries either
     extra: dict = field(default_factory=dict)

@@ -159,6 +159,12 @@ class DiffusersGenerator:
         import torch
 
         device = self._device(torch)
+        if not self.options.progress:
+            import diffusers  # noqa: F401 - imported now so that its bars are switched off before loading
+
+            from aesthetic4k_metrics.network import silence_progress_bars
+
+            silence_progress_bars()
         pipe = load_pipeline(self.source, torch_dtype=getattr(torch, self.dtype))
         self.class_name = type(pipe).__name__
         if self.expected_family and self.class_name != self.expected_family.pipeline_class:
@@ -176,7 +182,7 @@ class DiffusersGenerator:
         else:
             pipe.to(device)
         # One bar per batch of denoising steps that disappears when done; a4k-eval shows the image bar.
-        pipe.set_progress_bar_config(leave=False, desc=f"{self.name} steps")
+        pipe.set_progress_bar_config(leave=False, desc=f"{self.name} steps", disable=not self.options.progress)
         self.pipe = pipe
         self.defaults = self._describe()
         return pipe

@@ -123,11 +123,11 @@ def card(index: int, view, labels) -> str:
             + crops + "</div></article>")
 
 
-def write_comparison(run_a, run_b, out_dir) -> Path:
+def write_comparison(run_a, run_b, out_dir, progress: bool = True) -> Path:
     """Write the side-by-side page of two runs of one dataset into ``out_dir``; returns the page.
 
     Each run has ``row``, ``per_image`` and ``settings`` as for ``write_report`` (a RunResult, or a
-    run read back with ``load_run``).
+    run read back with ``load_run``). ``progress=False``: no progress bar.
     """
     from tqdm import tqdm
 
@@ -145,7 +145,7 @@ def write_comparison(run_a, run_b, out_dir) -> Path:
     with ReportFolder(out_dir) as folder:
         budget = per_image_budget(len(pairs), runs=2)
         views = [build_view(index, list(pair), folder, budget) for index, pair in
-                 enumerate(tqdm(pairs, desc="compare", unit="image", disable=len(pairs) < 2), start=1)]
+                 enumerate(tqdm(pairs, desc="compare", unit="image", disable=not progress or len(pairs) < 2), start=1)]
         title = f"{labels[0]} vs {labels[1]} on {rows[0].get('dataset', '?')} @ {rows[0].get('size', '?')}"
         unmatched = "".join(f"<p class=\"note\">Only in {name} ({len(stems)}): {escape(', '.join(stems[:20]))}"
                             f"{' ...' if len(stems) > 20 else ''}</p>"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import numpy as np
 
 from aesthetic4k.errors import UserError
 from aesthetic4k.json_files import read_json_object
+from aesthetic4k_metrics.file_kinds import open_regular
+from aesthetic4k_metrics.json_text import JSONProblem, parse
 
 REPORT_FILE = "index.html"
 RUN_FILE = "run.json"
@@ -46,8 +49,8 @@ def run_settings(run) -> dict:
     text = (getattr(run, "row", None) or {}).get("settings")
     if isinstance(text, str) and text.strip():
         try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError:
+            parsed = parse(text)
+        except JSONProblem:
             return {}
         return parsed if isinstance(parsed, dict) else {}
     return {}
@@ -107,16 +110,21 @@ def load_report_folder(folder) -> StoredRun:
     if document.get("version") != FORMAT_VERSION:
         raise UserError(f"{path}: report format version {document.get('version')!r}, this toolkit reads "
                         f"{FORMAT_VERSION}; re-run with --report")
+    for key, kind in (("per_image", list), ("row", dict), ("settings", dict)):
+        if document.get(key) is not None and not isinstance(document[key], kind):
+            raise UserError(f"{path}: {key!r} must be a JSON {'array' if kind is list else 'object'}, "
+                            f"got {type(document[key]).__name__}")
     per_image = [dict(e) for e in document.get("per_image") or [] if isinstance(e, dict)]
-    keys = [e.get("patches_key") for e in per_image if e.get("patches_key")]
+    keys = [e["patches_key"] for e in per_image if isinstance(e.get("patches_key"), str)]
     if keys:
         try:
-            with np.load(folder / PATCHES_FILE, allow_pickle=False) as stored:
-                grids = {k: stored[k] for k in keys if k in stored.files}
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{folder / PATCHES_FILE}: cannot read ({exc})") from None
+            with open_regular(folder / PATCHES_FILE) as handle, np.load(handle, allow_pickle=False) as stored:
+                grids = {k: stored[k] for k in keys if isinstance(k, str) and k in stored.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise UserError(f"{folder / PATCHES_FILE}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
         for entry in per_image:
-            grid = grids.get(entry.pop("patches_key", None))
+            key = entry.pop("patches_key", None)
+            grid = grids.get(key) if isinstance(key, str) else None
             if grid is not None:
                 entry["glcm_patches"] = grid
     row = dict(document.get("row") or {})

@@ -119,13 +119,13 @@ def card(index: int, entry: dict, view) -> str:
     return head + '<div class="card-body">' + overview + parts.crops_box(view, lines, 2) + "</div></article>"
 
 
-def write_report(run, out_dir) -> Path:
+def write_report(run, out_dir, progress: bool = True) -> Path:
     """Write the report of ``run`` into ``out_dir`` (index.html, images/, run.json) and return the page.
 
     ``run`` has ``row`` (the results.csv row as a dict), ``per_image`` (dicts with ``stem``, ``file``,
     ``prompt``, ``reference``, ``width``, ``height``, ``glcm_score``, ``jpeg_bytes``, per-image metric
     values and any other per-image values; ``glcm_patches`` when the patch grid is already known) and
-    ``settings`` (a dict; else the JSON in ``row["settings"]``).
+    ``settings`` (a dict; else the JSON in ``row["settings"]``). ``progress=False``: no progress bar.
     """
     from tqdm import tqdm
 
@@ -135,7 +135,8 @@ def write_report(run, out_dir) -> Path:
     with ReportFolder(out_dir) as folder:
         budget = per_image_budget(len(per_image))
         views = [build_view(index, [entry], folder, budget) for index, entry in
-                 enumerate(tqdm(per_image, desc="report", unit="image", disable=len(per_image) < 2), start=1)]
+                 enumerate(tqdm(per_image, desc="report", unit="image", disable=not progress or len(per_image) < 2),
+                           start=1)]
         save_run(run, folder.stage, [v.runs[0].grid for v in views])
         names = parts.value_columns(per_image)[0]
         title = f"{row.get('generator', 'run')} on {row.get('dataset', '?')} @ {row.get('size', '?')}"

@@ -112,7 +112,9 @@ def check_resume_settings(folder: Path, current: dict, keys: Iterable[str], num_
 
     ``aliases`` maps a key to the name older checkpoints saved it under.
     """
-    saved = json.loads((folder / STATE_DIR / SETTINGS_NAME).read_text(encoding="utf-8"))
+    from aesthetic4k.json_files import read_json_object
+
+    saved = read_json_object(folder / STATE_DIR / SETTINGS_NAME, "checkpoint settings")
     for key in keys:
         old_name = (aliases or {}).get(key)
         value = saved.get(key, saved.get(old_name) if old_name else None)

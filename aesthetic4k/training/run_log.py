@@ -91,8 +91,9 @@ def quiet_libraries(progress: bool) -> None:
     """Without our progress bar (``--quiet``), the libraries' own bars (loading and saving shards) go too."""
     if progress:
         return
-    import diffusers
-    import transformers
+    import diffusers  # noqa: F401 - imported now, so that their bars are switched off
+    import transformers  # noqa: F401
 
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.disable_progress_bar()
+    from aesthetic4k_metrics.network import silence_progress_bars
+
+    silence_progress_bars()
