@@ -68,6 +68,10 @@ class DiffusersGenerator:
     foreign pipeline chose itself are added.
     """
 
+    # what can change the images for the same weights and seed: the denoising loop and the text encoders'
+    # tokenisation (safetensors only reads the weight files)
+    libraries = ("torch", "diffusers", "transformers", "tokenizers", "accelerate", "numpy", "pillow")
+
     def __init__(self, name: str, source: str, options: GeneratorOptions, *, family: str | None = None,
                  vae: str = "f8", extra_defaults: dict | None = None):
         self.name = name
