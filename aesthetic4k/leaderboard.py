@@ -1,7 +1,8 @@
 """The leaderboard: every checked-in results.csv (plus the paper's reported numbers) as Markdown and HTML.
 
 Inputs are ``leaderboards/results/*.csv`` (rows written by ``a4k-eval``) and
-``leaderboards/reported.csv`` (numbers copied from papers, each with its source). Measured and
+``leaderboards/reported.csv`` (numbers copied from papers, each with its source; it ships with the
+package as ``aesthetic4k.paper_results``, so outside a checkout the papers' rows are still shown). Measured and
 reported rows are never mixed in one table, so nobody mistakes a number from a paper for one this
 toolkit produced. Rows of the built-in sample set (a smoke test, not a benchmark) get their own
 sections after the benchmarks and never share a plot with them. The output depends on the input
@@ -17,7 +18,7 @@ from aesthetic4k.results_schema import ResultRow, load_results
 from aesthetic4k_metrics.registry import METRICS, PUBLISHED
 
 DEFAULT_RESULTS_DIR = Path("leaderboards/results")
-DEFAULT_REPORTED = Path("leaderboards/reported.csv")
+DEFAULT_REPORTED = Path("leaderboards/reported.csv")   # relative: a checkout's, or a project's own leaderboard
 DEFAULT_OUT_DIR = Path("leaderboards")
 REPORTED_COLUMNS = ["generator", "dataset", "size", *METRICS, "source"]
 MISSING = "–"
@@ -68,8 +69,22 @@ class Group:
                     or not all("not a benchmark" in r.status for r in self.measured))
 
 
+def shipped_reported() -> Path:
+    """The papers' numbers as installed with the package (``leaderboards/reported.csv`` of the repository)."""
+    from importlib.resources import files
+
+    return Path(str(files("aesthetic4k.paper_results").joinpath("reported.csv")))
+
+
+def default_reported() -> Path:
+    """``leaderboards/reported.csv`` of the current folder when there is one, else the shipped papers' numbers."""
+    return DEFAULT_REPORTED if DEFAULT_REPORTED.is_file() else shipped_reported()
+
+
 def collect(results_dir=DEFAULT_RESULTS_DIR, reported_path=DEFAULT_REPORTED) -> Collection:
     """Load every ``*.csv`` of ``results_dir`` (None: no measured rows) and the reported file.
+
+    The default reported file is :func:`default_reported`; None: no reported rows.
 
     A file that fails validation becomes a problem line; the other files are still used.
     """
@@ -93,6 +108,8 @@ def collect(results_dir=DEFAULT_RESULTS_DIR, reported_path=DEFAULT_REPORTED) -> 
                 row = kept
             newest[row.key] = row
     collection.measured = list(newest.values())
+    if reported_path is DEFAULT_REPORTED:
+        reported_path = default_reported()
     if reported_path is not None and Path(reported_path).exists():
         try:
             reported = load_results(reported_path, REPORTED_COLUMNS, what="reported-results file")
