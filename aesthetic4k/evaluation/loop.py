@@ -115,8 +115,8 @@ class Run:
     def _reference(self, dataset):
         """The real side of the FID family: ("stats", ReferenceStats), ("folder", files), ("paired", None) or None."""
         spec = self.config.reference
-        if spec == BUILTIN_SAMPLE:
-            spec = self.config.reference = str(builtin_sample_stats(self.size, self.protocol))
+        if spec == BUILTIN_SAMPLE:     # the row keeps saying "sample": where the package is installed is no setting
+            spec = str(builtin_sample_stats(self.size, self.protocol))
         if spec:
             path = Path(spec)
             if path.is_dir():
@@ -144,6 +144,7 @@ class Run:
                 short, hint = "needs prompts", "give --dataset whose entries have captions"
             else:
                 try:
+                    info.check_installed()                       # its extra, then its weights, then torch
                     for weight in info.weight_names(settings):   # before importing torch for the metric
                         weights.resolve(weight, settings.weights.get(weight), allow_download=settings.allow_download)
                     if info.reads != FILE:

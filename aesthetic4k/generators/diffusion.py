@@ -74,6 +74,9 @@ class DiffusersGenerator:
 
     def __init__(self, name: str, source: str, options: GeneratorOptions, *, family: str | None = None,
                  vae: str = "f8", extra_defaults: dict | None = None):
+        from aesthetic4k_metrics.extras import require
+
+        require(f"generator {name}", "generators")
         self.name = name
         self.source = str(source)
         self.options = options
