@@ -3,10 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Exact versions (and hashes) of every dependency of '.[all,dev]', torch included, for CPython 3.11 on
-# Linux x86_64: what `make install` and CI install. `make lock` refreshes it from setup.cfg's ranges,
-# keeping every pin that still fits; `make lock LOCK_ARGS=--upgrade` (or
-# `LOCK_ARGS='--upgrade-package opencv-python'`) moves pins to newer releases.
+# Exact versions of every dependency of '.[all,dev]', torch included, for CPython 3.11 on Linux x86_64:
+# what `make install` and CI install, and pip constraints for other installs (pip install -c ...).
+# `make lock` refreshes it from setup.cfg's ranges, keeping every pin that still fits;
+# `make lock LOCK_ARGS=--upgrade` (or `LOCK_ARGS='--upgrade-package opencv-python'`) moves pins on.
 LOCK := requirements/lock.txt
 PINS := requirements/pins.txt
 LOCK_ARGS ?=
@@ -21,7 +21,7 @@ install: $(STAMP)
 $(STAMP): $(LOCK) setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q pip==$(PIP_VERSION)
-	$(BIN)/python -m pip install -q --no-deps --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps -r $(LOCK)
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check
 	touch $(STAMP)
@@ -30,7 +30,7 @@ lock:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	test -x $(BIN)/uv || $(BIN)/python -m pip install -q "$$(grep '^uv==' $(LOCK) | cut -d' ' -f1)"
 	$(BIN)/uv pip compile setup.cfg --all-extras --constraint $(PINS) --python-version 3.11 \
-	    --python-platform x86_64-manylinux_2_28 --generate-hashes --custom-compile-command "make lock" \
+	    --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" \
 	    $(LOCK_ARGS) --output-file $(LOCK)
 
 test: $(STAMP)
