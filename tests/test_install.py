@@ -177,3 +177,32 @@ def test_every_extra_names_modules_its_distributions_provide():
         for module in modules:
             owners = {install_envs.canonical_name(d) for d in provided.get(module, [])}
             assert owners & {install_envs.canonical_name(w) for w in wanted}, (extra, module, owners)
+
+
+def lock_pins() -> dict:
+    pins = {}
+    for line in (ROOT / "requirements" / "lock.txt").read_text().splitlines():
+        if line and not line.startswith((" ", "#", "-")):
+            name, _, pinned = line.partition("==")
+            pins[install_envs.canonical_name(name)] = pinned.strip()
+    return pins
+
+
+def test_the_lock_pins_every_declared_dependency_and_this_environment_is_the_lock():
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    lines = config["options"]["install_requires"].strip().splitlines()
+    for value in config["options.extras_require"].values():
+        lines += value.strip().splitlines()
+    declared = {install_envs.canonical_name(Requirement(line).name) for line in lines if not line.startswith("aesthetic4k")}
+    pins = lock_pins()
+    assert declared - set(pins) == set()
+    for line in (ROOT / "requirements" / "pins.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, pinned = line.partition("==")
+            assert pins[name] == pinned     # torch at the build the numbers are made with
+    installed = {install_envs.canonical_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    drifted = {name: (installed[name], pinned) for name, pinned in pins.items() if installed.get(name, pinned) != pinned}
+    assert drifted == {}, "this environment differs from requirements/lock.txt (run make install)"
