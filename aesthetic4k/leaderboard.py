@@ -73,7 +73,10 @@ def shipped_reported() -> Path:
     """The papers' numbers as installed with the package (``leaderboards/reported.csv`` of the repository)."""
     from importlib.resources import files
 
-    return Path(str(files("aesthetic4k.paper_results").joinpath("reported.csv")))
+    try:
+        return Path(str(files("aesthetic4k.paper_results").joinpath("reported.csv")))
+    except ModuleNotFoundError:     # an editable install made before the data package existed: reinstall
+        return DEFAULT_REPORTED
 
 
 def default_reported() -> Path:
