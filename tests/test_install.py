@@ -206,3 +206,15 @@ def test_the_lock_pins_every_declared_dependency_and_this_environment_is_the_loc
     installed = {install_envs.canonical_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
     drifted = {name: (installed[name], pinned) for name, pinned in pins.items() if installed.get(name, pinned) != pinned}
     assert drifted == {}, "this environment differs from requirements/lock.txt (run make install)"
+
+
+def test_outside_a_checkout_the_leaderboard_reads_the_shipped_paper_rows(tmp_path, monkeypatch):
+    from aesthetic4k.leaderboard import DEFAULT_REPORTED, collect, default_reported, shipped_reported
+
+    assert shipped_reported().read_bytes() == (ROOT / "leaderboards" / "reported.csv").read_bytes()
+    monkeypatch.chdir(tmp_path)
+    assert default_reported() == shipped_reported()
+    assert collect(None).reported                      # the default finds the papers' rows
+    (tmp_path / DEFAULT_REPORTED).parent.mkdir()
+    (tmp_path / DEFAULT_REPORTED).write_text("generator,dataset,size,glcm_score,source\nmine,aesthetic-4k,2048,0.5,me\n")
+    assert [r.generator for r in collect(None).reported] == ["mine"]   # a project's own file comes first
