@@ -35,7 +35,6 @@ def resolve_device(spec: Optional[str]) -> str:
     import os
 
     from aesthetic4k_metrics.errors import UserError
-
     from aesthetic4k_metrics.extras import missing
 
     spec = (spec or "auto").strip()
