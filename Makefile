@@ -3,20 +3,35 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# torch is named explicitly so pip takes the pinned build instead of resolving a newer one.
-TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+# Exact versions of every dependency of '.[all,dev]', torch included, for CPython 3.11 on Linux x86_64:
+# what `make install` and CI install, and pip constraints for other installs (pip install -c ...).
+# `make lock` refreshes it from setup.cfg's ranges, keeping every pin that still fits;
+# `make lock LOCK_ARGS=--upgrade` (or `LOCK_ARGS='--upgrade-package opencv-python'`) moves pins on.
+LOCK := requirements/lock.txt
+PINS := requirements/pins.txt
+LOCK_ARGS ?=
+PIP_VERSION ?= 26.3
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install test bench demo leaderboard sample-stats clean
+.PHONY: install lock test bench demo leaderboard sample-stats clean
 
 install: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
+# the lock alone decides every version (--no-deps); pip check proves it complete and consistent
+$(STAMP): $(LOCK) setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(TORCH_PINS)
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q pip==$(PIP_VERSION)
+	$(BIN)/python -m pip install -q --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/uv || $(BIN)/python -m pip install -q "$$(grep '^uv==' $(LOCK) | cut -d' ' -f1)"
+	$(BIN)/uv pip compile setup.cfg --all-extras --constraint $(PINS) --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" \
+	    $(LOCK_ARGS) --output-file $(LOCK)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests

@@ -109,6 +109,22 @@ class RowCheck:
     def regressions(self) -> list[Comparison]:
         return [c for c in self.comparisons if c.verdict == REGRESSION]
 
+    @property
+    def version_changes(self) -> list[str]:
+        """``library baseline-version -> current-version`` for each number-moving library that both rows
+        recorded (settings -> versions, aesthetic4k_metrics.versions) with different versions."""
+        before, now = _recorded_versions(self.baseline), _recorded_versions(self.current)
+        return [f"{name} {before[name]} -> {now[name]}" for name in sorted(before.keys() & now.keys())
+                if before[name] != now[name]]
+
+
+def _recorded_versions(row: ResultRow) -> dict:
+    versions = row.settings.get("versions") if isinstance(row.settings, dict) else None
+    return {str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {}
+
+
+DRIFT = "library versions differ from the baseline's (the regression may come from the environment, not the model)"
+
 
 def pair_rows(current: list[ResultRow], baseline: list[ResultRow], row: str | None = None,
               baseline_row: str | None = None, baseline_path: str = "baseline") -> list[tuple]:
@@ -199,6 +215,8 @@ def format_report(checks: list[RowCheck]) -> str:
         if check.skipped:
             lines.append(f"{MISSING}, not compared (no value in the current row): {', '.join(check.skipped)}"
                          + (f" (status: {check.current.status})" if check.current.status not in ("", "ok") else ""))
+        if check.regressions and check.version_changes:
+            lines += [DRIFT + ":"] + [f"  {change}" for change in check.version_changes]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -217,5 +235,7 @@ def format_markdown(checks: list[RowCheck]) -> str:
                          f"{_number(c.baseline)} | {c.difference:+.4g} | {c.tolerance} | {verdict} |")
         if check.skipped:
             lines.append(f"\n**{MISSING}**, not compared (no value in the current row): {', '.join(check.skipped)}")
+        if check.regressions and check.version_changes:
+            lines += ["", DRIFT[0].upper() + DRIFT[1:] + ":", ""] + [f"- `{change}`" for change in check.version_changes]
         lines.append("")
     return "\n".join(lines)

@@ -2,8 +2,9 @@
 
 Inputs are ``leaderboards/results/*.csv`` (rows written by ``a4k-eval``) and
 ``leaderboards/reported.csv`` (numbers copied from papers, each with its paper, table and stated
-protocol; ``aesthetic4k.reported``). Measured and reported rows are never mixed in one table, so
-nobody mistakes a number from a paper for one this toolkit produced; reported rows whose protocol
+protocol; ``aesthetic4k.reported``; it ships with the package as ``aesthetic4k.paper_results``,
+so outside a checkout the papers' rows are still shown). Measured and reported rows are never
+mixed in one table, so nobody mistakes a number from a paper for one this toolkit produced; reported rows whose protocol
 differs from the toolkit's (or is not stated) get a table of their own with the difference named,
 and a reported number is only ever ranked against rows of the same paper. Rows of the built-in
 sample set (a smoke test, not a benchmark) get their own sections after the benchmarks and never
@@ -22,7 +23,7 @@ from aesthetic4k.results_schema import ResultRow, load_results
 from aesthetic4k_metrics.registry import METRICS, PUBLISHED
 
 DEFAULT_RESULTS_DIR = Path("leaderboards/results")
-DEFAULT_REPORTED = Path("leaderboards/reported.csv")
+DEFAULT_REPORTED = Path("leaderboards/reported.csv")   # relative: a checkout's, or a project's own leaderboard
 DEFAULT_OUT_DIR = Path("leaderboards")
 MISSING = "–"
 SMOKE_DATASETS = ("sample",)        # the built-in sample set: a smoke test, not a benchmark
@@ -82,8 +83,25 @@ class Group:
                     or not all("not a benchmark" in r.status for r in self.measured))
 
 
+def shipped_reported() -> Path:
+    """The papers' numbers as installed with the package (``leaderboards/reported.csv`` of the repository)."""
+    from importlib.resources import files
+
+    try:
+        return Path(str(files("aesthetic4k.paper_results").joinpath("reported.csv")))
+    except ModuleNotFoundError:     # an editable install made before the data package existed: reinstall
+        return DEFAULT_REPORTED
+
+
+def default_reported() -> Path:
+    """``leaderboards/reported.csv`` of the current folder when there is one, else the shipped papers' numbers."""
+    return DEFAULT_REPORTED if DEFAULT_REPORTED.is_file() else shipped_reported()
+
+
 def collect(results_dir=DEFAULT_RESULTS_DIR, reported_path=DEFAULT_REPORTED) -> Collection:
     """Load every ``*.csv`` of ``results_dir`` (None: no measured rows) and the reported file.
+
+    The default reported file is :func:`default_reported`; None: no reported rows.
 
     A file that fails validation becomes a problem line; the other files are still used.
     """
@@ -107,6 +125,8 @@ def collect(results_dir=DEFAULT_RESULTS_DIR, reported_path=DEFAULT_REPORTED) -> 
                 row = kept
             newest[row.key] = row
     collection.measured = list(newest.values())
+    if reported_path is DEFAULT_REPORTED:
+        reported_path = default_reported()
     if reported_path is not None and Path(reported_path).exists():
         try:
             collection.reported = load_reported(reported_path)

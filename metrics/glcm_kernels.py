@@ -363,14 +363,18 @@ def self_test(kernels) -> None:
         raise RuntimeError(f"GLCM kernel self-test failed: {out[0, 0]!r} != {expected!r}")
 
 
-def jitted():
-    """This module with its kernels compiled by numba (imports numba; idempotent, not thread-safe alone)."""
+def jitted(disk_cache: bool = True):
+    """This module with its kernels compiled by numba (imports numba; idempotent, not thread-safe alone).
+
+    ``disk_cache=False``: no numba on-disk cache (:mod:`aesthetic4k_metrics.native_kernels` says where it goes).
+    """
     import numba
 
     module = globals()
     if module.get("numba") is None:
         module["numba"] = numba
         for name, options in _MARKED.items():
+            options = {**options, "cache": options.get("cache", False) and disk_cache}
             module[name] = numba.njit(**_NUMBA, **options)(module[name])
     import sys
 

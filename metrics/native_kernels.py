@@ -7,11 +7,13 @@ BLAS), more than scoring an image takes. So the kernels' entry points
 in a cache file, and later processes load that file with llvmlite alone (about 0.1 s) and call
 it through ctypes, which releases the GIL for the duration of the call.
 
-The cache file ``<module>.<python tag>.<CPU hash>.kernels`` lives in ``__pycache__`` beside the kernels'
-source when that folder is writable, else in ``<cache root>/kernels/<hash of the source
-path>/`` (:func:`aesthetic4k_metrics.cache.cache_root`; a read-only install). There is one file per
-location and CPU model, rewritten when its key changes: the key covers the kernels' source, the numba,
-llvmlite and Python versions, and the CPU (the code is compiled for this CPU's features).
+The cache file ``<module>.<source hash>.<python tag>.<CPU hash>.kernels`` lives in the user's cache,
+``<cache root>/kernels/`` (:func:`aesthetic4k_metrics.cache.cache_root`), never beside the installed
+source: an install folder stays exactly what the wheel put there (and may be read-only, or shared).
+Installs of other toolkit versions keep their own files there; a file is rewritten when the rest of
+its key changes: the numba, llvmlite and Python versions and the CPU (the code is compiled for this
+CPU's features). numba's own cache of the fallback functions goes to ``<cache root>/kernels/numba/``
+unless ``NUMBA_CACHE_DIR`` names another folder.
 Concurrent first runs take a lock so that one builds and the others load.
 
 The object code may only need symbols the process already has (the C library, libm, Python's
@@ -76,11 +78,10 @@ def load(module, prefer: str = "native") -> Kernels:
 # ---------------------------------------------------------------- where the cache file lives
 
 
-def _folders(source: Path) -> list[Path]:
+def _folder() -> Path:
     from aesthetic4k_metrics.cache import cache_root
 
-    user = cache_root() / "kernels" / hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:16]
-    return [source.parent / "__pycache__", user]
+    return cache_root() / "kernels"
 
 
 def _writable(folder: Path) -> bool:
@@ -93,10 +94,11 @@ def _writable(folder: Path) -> bool:
 
 
 def _cache_name(source: Path, llvm) -> str:
-    # one file per Python and CPU model, so that machines of different kinds sharing one
-    # install (a cluster's network home) do not overwrite each other's code
+    # one file per kernel source, Python and CPU model: installs of other versions, and machines of
+    # different kinds sharing one home (a cluster's network home), do not overwrite each other's code
+    code = hashlib.sha256(source.read_bytes()).hexdigest()[:8]
     cpu = hashlib.sha256(f"{llvm.get_host_cpu_name()} {llvm.get_host_cpu_features().flatten()}".encode())
-    return f"{source.stem}.{sys.implementation.cache_tag}.{cpu.hexdigest()[:8]}.kernels"
+    return f"{source.stem}.{code}.{sys.implementation.cache_tag}.{cpu.hexdigest()[:8]}.kernels"
 
 
 def _numba_version() -> str:
@@ -179,9 +181,30 @@ def _numba_type(kind: str):
     return [types.CPointer(getattr(types, dtype))] + [types.int64] * int(ndim)
 
 
+def _jitted(module):
+    """``module.jitted()`` with numba's on-disk cache of its functions in the user cache.
+
+    numba keeps it in ``__pycache__`` beside the source unless a cache folder is configured; the
+    folder is set only while these functions are decorated (numba fixes it then), so other numba
+    code of the process keeps numba's own choice. ``NUMBA_CACHE_DIR`` wins when set.
+    """
+    from numba.core import config
+
+    if config.CACHE_DIR:
+        return module.jitted()
+    folder = _folder() / "numba"
+    if not _writable(folder):  # numba would fall back to the folder beside the source: no disk cache
+        return module.jitted(disk_cache=False)
+    config.CACHE_DIR = str(folder)
+    try:
+        return module.jitted()
+    finally:
+        config.CACHE_DIR = ""
+
+
 def _build(module) -> dict:
     """Compile every entry point with numba; returns its object code, symbol and external names."""
-    kernels = module.jitted()
+    kernels = _jitted(module)
     entries = {}
     for name, (entry_name, _, kinds) in module.ENTRIES.items():
         dispatcher = getattr(kernels, entry_name)
@@ -296,15 +319,13 @@ def _native_or_numba(module) -> Kernels:
         llvm.initialize_native_asmprinter()
         source = Path(module.__file__)
         key = _key(source, llvm)
-        folders = _folders(source)
-        for folder in folders:
-            entries = _read(folder / _cache_name(source, llvm), key)
-            if entries is not None:
-                return _native(module, entries, "cache")
-        folder = next((f for f in folders if _writable(f)), None)
-        if folder is None:
-            return _native(module, _build(module), "memory")
+        folder = _folder()
         path = folder / _cache_name(source, llvm)
+        entries = _read(path, key)
+        if entries is not None:
+            return _native(module, entries, "cache")
+        if not _writable(folder):
+            return _native(module, _build(module), "memory")
         with _file_lock(path.with_suffix(".lock")):
             entries = _read(path, key)  # another process may have built it meanwhile
             if entries is not None:
@@ -336,6 +357,6 @@ class _file_lock:
 
 
 def _numba_kernels(module, reason: str) -> Kernels:
-    kernels = module.jitted()
+    kernels = _jitted(module)
     functions = {name: getattr(kernels, array_kernel) for name, (_, array_kernel, _) in module.ENTRIES.items()}
     return Kernels(functions, "numba", reason)

@@ -54,6 +54,15 @@ class MetricInfo:
         return [weights.clip_weight_name(getattr(settings, w[5:])) if w.startswith("clip:") else w
                 for w in self.weights]
 
+    def check_installed(self) -> None:
+        """A MetricUnavailable naming the extra to install when a package this metric imports is missing."""
+        if self.reads == FILE:
+            return      # the fine-detail metrics are the core
+        from aesthetic4k_metrics.extras import require
+
+        clip = ("open_clip",) if any(w.startswith("clip:") for w in self.weights) else ()
+        require(self.name, "metrics", ("torch", "torchvision", "torchmetrics", *clip))
+
     def load_class(self):
         """The metric class (importing it may import torch)."""
         module, _, attribute = self.implementation.partition(":")

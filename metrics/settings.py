@@ -35,10 +35,16 @@ def resolve_device(spec: Optional[str]) -> str:
     import os
 
     from aesthetic4k_metrics.errors import UserError
+    from aesthetic4k_metrics.extras import missing
 
     spec = (spec or "auto").strip()
     if spec == "cpu" or (spec == "auto" and os.environ.get("CUDA_VISIBLE_DEVICES") == ""):
         return "cpu"
+    if missing(["torch"]):      # the light core: nothing here can use a device but the CPU
+        if spec == "auto":
+            return "cpu"
+        raise UserError(f"--device {spec} needs torch, which is not installed: pip install 'aesthetic4k[metrics]' "
+                        "(network metrics) or 'aesthetic4k[generators]' (diffusion generators)")
     import torch
 
     available = torch.cuda.is_available()

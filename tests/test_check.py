@@ -239,3 +239,38 @@ def test_floating_point_noise_is_not_a_regression(tmp_path, capsys):
     worse["fid"] = BASE["fid"] * (1 + 1e-4)          # a change, however small, above the noise
     current = write_results(tmp_path / "worse.csv", [row(**worse)])
     assert main([str(current), "--baseline", str(baseline)]) == 1
+
+
+def versioned(versions, **values):
+    cells = row(**values)
+    cells["settings"] = json.dumps({"fid_protocol": "paper", "versions": versions})
+    return cells
+
+
+OLD = {"opencv-python": "5.0.0.93", "numpy": "2.4.6", "torch": "2.14.1", "pillow": "12.0.0"}
+NEW = {"opencv-python": "5.1.0.95", "numpy": "2.4.6", "torch": "2.14.1", "numba": "0.68.1", "pillow": "13.0.0"}
+
+
+@pytest.mark.parametrize("worse", [True, False])
+def test_a_regression_names_the_libraries_whose_versions_changed(tmp_path, capsys, worse):
+    current = write_results(tmp_path / "results.csv",
+                            [versioned(NEW, **{**BASE, "glcm_score": 0.70 if worse else 0.80})])
+    baseline = write_results(tmp_path / "baseline.csv", [versioned(OLD, **BASE)])
+    summary = tmp_path / "summary.md"
+    assert main([str(current), "--baseline", str(baseline), "--markdown", str(summary)]) == (1 if worse else 0)
+    out, markdown = capsys.readouterr().out, summary.read_text()
+    changes = ["opencv-python 5.0.0.93 -> 5.1.0.95", "pillow 12.0.0 -> 13.0.0"]
+    if not worse:   # no regression to explain: the versions are not mentioned
+        assert "->" not in out and "->" not in markdown
+        return
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("library versions differ"))
+    assert [line.strip() for line in lines[start + 1:start + 3]] == changes   # one line per library, sorted
+    assert "numba" not in out and "numpy 2.4.6" not in out   # recorded by one row only, or unchanged
+    assert "Library versions differ" in markdown and all(f"- `{change}`" in markdown for change in changes)
+
+
+def test_rows_without_recorded_versions_check_as_before(files, capsys):
+    current, baseline = files({**BASE, "fid": 60.0})
+    assert main([current, "--baseline", baseline]) == 1
+    assert "versions differ" not in capsys.readouterr().out

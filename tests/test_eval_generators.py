@@ -15,6 +15,12 @@ SIZE = 256
 
 @pytest.fixture(autouse=True)
 def cache(tmp_path, monkeypatch):
+    from aesthetic4k_metrics.cache import cache_root
+
+    kernels = cache_root() / "kernels"      # the run's compiled GLCM kernels: subprocesses load, not compile, them
+    kernels.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "kernels").symlink_to(kernels)
     monkeypatch.setenv("A4K_CACHE", str(tmp_path / "cache"))
     Solid.made = []
     Solid.fail_after = None

@@ -1,7 +1,8 @@
 """The GLCM kernels are compiled once and reused by every later process, from one cache file.
 
 Structural checks only (no timing): where the code came from, which modules a process
-imported, and which cache files exist after several runs.
+imported, and which cache files exist after several runs. Compiled code goes to the user's
+cache (``$A4K_CACHE/kernels``), never into the package folder.
 """
 import json
 import os
@@ -42,10 +43,27 @@ def kernel_files(folder: Path):
     return sorted(p.name for p in folder.rglob("glcm_kernels.*") if not p.name.endswith(".lock"))
 
 
+def compiled_files(folder: Path):
+    """Compiled code of any kind under ``folder``: our cache files, numba's index and data files."""
+    return sorted(str(p.relative_to(folder)) for pattern in ("*.kernels", "*.nbi", "*.nbc") for p in folder.rglob(pattern))
+
+
+def installed_copy(tmp_path) -> Path:
+    """The package copied as an install would lay it out, its __pycache__ a file: nothing can be written there."""
+    site = tmp_path / "site"
+    shutil.copytree(REPO / "metrics", site / "aesthetic4k_metrics", ignore=shutil.ignore_patterns("__pycache__"))
+    (site / "aesthetic4k_metrics" / "__pycache__").write_text("a file where the cache folder would go: not writable")
+    return site
+
+
 def test_fresh_processes_load_the_cached_machine_code_and_the_cache_does_not_grow():
-    cache = REPO / "metrics" / "__pycache__"
+    from aesthetic4k_metrics.cache import cache_root
+
+    cache = cache_root() / "kernels"
+    in_checkout = compiled_files(REPO / "metrics")
     first = run(REPO)
     assert first["source"] in ("cache", "built"), first["reason"]
+    assert Path(first["module"]).is_relative_to(REPO / "metrics")
     cached = next(cache.glob("glcm_kernels.*.kernels"))
     stamp = cached.stat().st_mtime_ns
     files = kernel_files(cache)
@@ -54,15 +72,13 @@ def test_fresh_processes_load_the_cached_machine_code_and_the_cache_does_not_gro
         assert again["source"] == "cache"
         assert not again["numba"] and not again["scipy"]  # loaded without numba (or the SciPy it imports)
         np.testing.assert_allclose(again["scores"], reference_patches(GREY), atol=1e-9)
-    assert kernel_files(cache) == files  # one file per kernel module, however many runs
-    assert len([f for f in files if f.endswith(".kernels")]) == 1
+    assert kernel_files(cache) == files  # one file per kernel source, however many runs
     assert cached.stat().st_mtime_ns == stamp  # read, never rewritten
+    assert compiled_files(REPO / "metrics") == in_checkout  # a checkout is an install folder too
 
 
-def test_read_only_install_builds_once_into_the_user_cache(tmp_path):
-    site = tmp_path / "site"
-    shutil.copytree(REPO / "metrics", site / "aesthetic4k_metrics", ignore=shutil.ignore_patterns("__pycache__"))
-    (site / "aesthetic4k_metrics" / "__pycache__").write_text("a file where the cache folder would go: not writable")
+def test_an_install_builds_once_into_the_user_cache(tmp_path):
+    site = installed_copy(tmp_path)
     env = {"PYTHONPATH": str(site), "A4K_CACHE": str(tmp_path / "cache"), "NUMBA_CACHE_DIR": str(tmp_path / "numba"),
            "PYTHONDONTWRITEBYTECODE": "1"}
     # two first runs at once: one builds under the lock, the other waits and loads what it wrote
@@ -82,6 +98,7 @@ def test_read_only_install_builds_once_into_the_user_cache(tmp_path):
     assert later["scores"] == outs[0]["scores"] == outs[1]["scores"]
     np.testing.assert_allclose(later["scores"], reference_patches(GREY), atol=1e-9)
     assert (site / "aesthetic4k_metrics" / "__pycache__").is_file()
+    assert compiled_files(site) == []
 
 
 NUMBA_PATH = """
@@ -99,16 +116,22 @@ print(json.dumps({"hits": sum(stats.cache_hits.values()), "misses": sum(stats.ca
 """
 
 
-def test_numba_fallback_reuses_numba_cache(tmp_path):
-    # the fallback keeps numba's own cache: module-level functions, one index entry per signature
-    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba")}
-    run(REPO, env, NUMBA_PATH)
-    index = sorted((tmp_path / "numba").rglob("*.nb*"))
+def test_numba_fallback_reuses_numba_cache_in_the_user_cache(tmp_path):
+    # the fallback keeps numba's own cache (module-level functions, one index entry per signature),
+    # in $A4K_CACHE/kernels/numba rather than numba's default __pycache__ beside the installed source
+    site = installed_copy(tmp_path)
+    env = {"PYTHONPATH": str(site), "A4K_CACHE": str(tmp_path / "cache"), "NUMBA_CACHE_DIR": ""}
+    (site / "aesthetic4k_metrics" / "__pycache__").unlink()   # writable: numba would use it if we let it
+    run(tmp_path, env, NUMBA_PATH)
+    numba_cache = tmp_path / "cache" / "kernels" / "numba"
+    index = sorted(numba_cache.rglob("*.nb*"))
+    assert index
     for _ in range(2):
-        again = run(REPO, env, NUMBA_PATH)
+        again = run(tmp_path, env, NUMBA_PATH)
         assert again["hits"] == 1 and again["misses"] == 0
         np.testing.assert_allclose(again["scores"], reference_patches(GREY), atol=1e-9)
-    assert sorted((tmp_path / "numba").rglob("*.nb*")) == index
+    assert sorted(numba_cache.rglob("*.nb*")) == index
+    assert compiled_files(site) == []
 
 
 @pytest.mark.parametrize("broken", ["key", "truncated", "flipped"])

@@ -19,9 +19,10 @@ def build_parser() -> Parser:
     parser.add_argument("--results", metavar="DIR",
                         help=f"folder of results .csv files (default: {DEFAULT_RESULTS_DIR}; "
                              "when that folder does not exist, only reported rows are shown)")
-    parser.add_argument("--reported", default=str(DEFAULT_REPORTED), metavar="FILE",
-                        help="numbers published in papers, shown apart from measured rows "
-                             "(default: %(default)s; skipped when absent)")
+    parser.add_argument("--reported", metavar="FILE",
+                        help=f"numbers published in papers, shown apart from measured rows (default: "
+                             f"{DEFAULT_REPORTED} when the current folder has one, else the papers' numbers "
+                             "that ship with the package; a FILE that does not exist is skipped)")
     parser.add_argument("--out", default=str(DEFAULT_OUT_DIR), metavar="DIR",
                         help="where README.md and index.html are written, created if needed (default: %(default)s)")
     parser.add_argument("--strict", action="store_true",
@@ -44,7 +45,9 @@ def _build(args) -> int:
         results = DEFAULT_RESULTS_DIR if DEFAULT_RESULTS_DIR.is_dir() else None
         if results is None:
             print(f"a4k-leaderboard: no {DEFAULT_RESULTS_DIR} folder: only reported rows", file=sys.stderr)
-    collection = build(results, args.reported, args.out)
+    from aesthetic4k.leaderboard import default_reported
+
+    collection = build(results, args.reported or default_reported(), args.out)
     for problem in collection.problems:
         print(f"a4k-leaderboard: warning: {problem}", file=sys.stderr)
     print(f"a4k-leaderboard: wrote {args.out}/README.md and {args.out}/index.html "

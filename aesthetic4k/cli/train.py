@@ -154,6 +154,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
 
     def start():
+        from aesthetic4k_metrics.extras import require
+
+        require("a4k-train", "train")
         from aesthetic4k.wavelet.train import train
 
         return train(config_from_args(args))

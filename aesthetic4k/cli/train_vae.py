@@ -104,6 +104,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
 
     def start():
+        from aesthetic4k_metrics.extras import require
+
+        require("a4k-train-vae", "train", ("torch", "diffusers", "accelerate", "safetensors"))
         from aesthetic4k.scvae.train import train_vae
 
         return train_vae(config_from_args(args))

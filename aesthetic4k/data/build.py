@@ -345,6 +345,9 @@ def build(options: BuildOptions) -> dict:
     options.out = Path(options.out).expanduser()
     options.eval_sizes = tuple(sorted(set(int(s) for s in options.eval_sizes)))
     _check_options(options)
+    from aesthetic4k_metrics.extras import require
+
+    require("a4k-data build", "data", ("scipy",))      # the near-duplicate groups
     try:
         options.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

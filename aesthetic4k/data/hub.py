@@ -64,8 +64,8 @@ def hub_folder(split: str, size: int, cache_dir: str | os.PathLike | None = None
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
-        raise UserError(f"the {HUB_REPO} dataset needs the huggingface_hub package (pip install huggingface_hub); "
-                        "or " + download_instructions(split, size)) from None
+        raise UserError(f"the {HUB_REPO} dataset needs the huggingface_hub package (pip install "
+                        "'aesthetic4k[data]'); or " + download_instructions(split, size)) from None
     from aesthetic4k_metrics import network
 
     part = split_folder(split, size)

@@ -116,8 +116,8 @@ class Run:
     def _reference(self, dataset):
         """The real side of the FID family: ("stats", ReferenceStats), ("folder", files), ("paired", None) or None."""
         spec = self.config.reference
-        if spec == BUILTIN_SAMPLE:
-            spec = self.config.reference = str(builtin_sample_stats(self.size, self.protocol))
+        if spec == BUILTIN_SAMPLE:     # the row keeps saying "sample": where the package is installed is no setting
+            spec = str(builtin_sample_stats(self.size, self.protocol))
         if spec:
             path = Path(spec)
             if path.is_dir():
@@ -145,6 +145,7 @@ class Run:
                 short, hint = "needs prompts", "give --dataset whose entries have captions"
             else:
                 try:
+                    info.check_installed()                       # its extra, then its weights, then torch
                     for weight in info.weight_names(settings):   # before importing torch for the metric
                         weights.resolve(weight, settings.weights.get(weight), allow_download=settings.allow_download)
                     if info.reads != FILE:
@@ -331,7 +332,7 @@ class Run:
         for name, metric in metrics.items():
             row.update(metric.summary())
             run_settings.update(metric.provenance())
-        run_settings["versions"] = _versions(metrics)
+        run_settings["versions"] = _versions(metrics, source)
         row["status"] = "; ".join(self.notes) if self.notes else "ok"
         row["settings"] = json.dumps(run_settings, sort_keys=True, default=str)
         row["toolkit_version"] = __version__
@@ -376,19 +377,12 @@ class Run:
 
 
 
-def _versions(metrics: dict) -> dict:
-    from importlib.metadata import PackageNotFoundError, version
+def _versions(metrics: dict, source) -> dict:
+    """The installed versions of every library that can move this run's numbers (aesthetic4k_metrics.versions)."""
+    from aesthetic4k_metrics.versions import GENERATED_IMAGES, library_versions
 
-    packages = ["numpy", "opencv-python", "pillow", "scikit-image"]
-    if any(METRICS[n].reads != FILE for n in metrics):
-        packages += ["torch", "torchvision", "torchmetrics", "open_clip_torch"]
-    out = {}
-    for package in packages:
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "not installed"
-    return out
+    generator = () if source.serves_files else (*GENERATED_IMAGES, *source.handle.libraries)
+    return library_versions(metrics, generator)
 
 
 def _progress(total, desc, enabled):

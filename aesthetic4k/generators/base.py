@@ -2,9 +2,11 @@
 
 Required (``Generator``): ``name`` and ``generate(prompts, size, seed)`` returning one PIL image
 of ``size`` x ``size`` per prompt. Optional (``GeneratorHooks``), all with a default: ``defaults``
-(a dict recorded in results.csv: steps, guidance, dtype, ...), ``generate_records(records, size,
-seed)`` for generators that need the dataset entry itself (the ``reference`` and ``upscale``
-baselines), and ``release()`` to free device memory before the final metric work.
+(a dict recorded in results.csv: steps, guidance, dtype, ...), ``libraries`` (the PyPI names of
+the libraries whose releases can change its images; their versions are recorded in results.csv),
+``generate_records(records, size, seed)`` for generators that need the dataset entry itself (the
+``reference`` and ``upscale`` baselines), and ``release()`` to free device memory before the final
+metric work.
 
 A run never probes a generator: ``GeneratorHandle`` looks the optional hooks up once and
 offers all of them.
@@ -26,6 +28,7 @@ class GeneratorHooks(Protocol):
     """What a generator may add to ``Generator``; each is optional."""
 
     defaults: dict
+    libraries: tuple
 
     def generate_records(self, records: list, size: int, seed: int) -> list: ...
 
@@ -39,6 +42,7 @@ class GeneratorHandle:
         self.generator = generator
         self.name = str(generator.name)
         self.defaults = dict(getattr(generator, "defaults", None) or {})
+        self.libraries = tuple(str(name) for name in getattr(generator, "libraries", None) or ())
         self._records: Optional[Callable] = getattr(generator, "generate_records", None)
         self._release: Optional[Callable] = getattr(generator, "release", None)
 

@@ -5,6 +5,7 @@ from aesthetic4k.errors import UserError
 from aesthetic4k.generators.base import GeneratorOptions
 
 RESAMPLERS = ("bicubic", "lanczos")
+LIBRARIES = ("opencv-python", "pillow", "numpy")   # references decoded by OpenCV, resized by Pillow
 
 
 def _reference_square(record, size):
@@ -29,6 +30,8 @@ def _reference_square(record, size):
 class ReferenceGenerator:
     """Returns each prompt's own reference image: the upper bound of every metric."""
 
+    libraries = LIBRARIES
+
     def __init__(self, argument=None, options: GeneratorOptions | None = None):
         self.name = "reference"
         self.defaults = {"resize": "shorter side to size (lanczos), centre crop"}
@@ -42,6 +45,8 @@ class ReferenceGenerator:
 
 class UpscaleGenerator:
     """The classic baseline: the reference at ``base_size`` upscaled to the target size."""
+
+    libraries = LIBRARIES
 
     def __init__(self, argument=None, options: GeneratorOptions | None = None):
         options = options or GeneratorOptions()

@@ -68,8 +68,15 @@ class DiffusersGenerator:
     foreign pipeline chose itself are added.
     """
 
+    # what can change the images for the same weights and seed: the denoising loop and the text encoders'
+    # tokenisation (safetensors only reads the weight files)
+    libraries = ("torch", "diffusers", "transformers", "tokenizers", "accelerate", "numpy", "pillow")
+
     def __init__(self, name: str, source: str, options: GeneratorOptions, *, family: str | None = None,
                  vae: str = "f8", extra_defaults: dict | None = None):
+        from aesthetic4k_metrics.extras import require
+
+        require(f"generator {name}", "generators")
         self.name = name
         self.source = str(source)
         self.options = options

@@ -37,7 +37,7 @@ def open_tensorboard(out: Path, enabled: Optional[bool], step: int):
         from torch.utils.tensorboard import SummaryWriter
     except Exception:
         if enabled:
-            raise UserError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+            raise UserError("--tensorboard needs the tensorboard package: pip install 'aesthetic4k[train]'") from None
         return None
     return SummaryWriter(str(out / "tensorboard"), purge_step=step + 1 if step else None)
 
