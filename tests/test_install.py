@@ -216,5 +216,6 @@ def test_outside_a_checkout_the_leaderboard_reads_the_shipped_paper_rows(tmp_pat
     assert default_reported() == shipped_reported()
     assert collect(None).reported                      # the default finds the papers' rows
     (tmp_path / DEFAULT_REPORTED).parent.mkdir()
-    (tmp_path / DEFAULT_REPORTED).write_text("generator,dataset,size,glcm_score,source\nmine,aesthetic-4k,2048,0.5,me\n")
+    header, first = (ROOT / "leaderboards" / "reported.csv").read_text(encoding="utf-8").splitlines()[:2]
+    (tmp_path / DEFAULT_REPORTED).write_text(f"{header}\nmine{first[first.index(','):]}\n", encoding="utf-8")
     assert [r.generator for r in collect(None).reported] == ["mine"]   # a project's own file comes first
