@@ -14,6 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def check(tmp_path, *args, timeout=1500):
+    from aesthetic4k_metrics.cache import cache_root
+
+    kernels = cache_root() / "kernels"      # compiled GLCM kernels are shared: loaded, not compiled again
+    kernels.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "kernels").symlink_to(kernels)
     env = {**os.environ, "A4K_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--device", "cpu", "--quick",
                            "--work", str(tmp_path / "work"), "--json", str(tmp_path / "check.json"), *map(str, args)],
