@@ -39,6 +39,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+# the CUDA paths measured on a GPU (docs/gpu-check.md); GPU_CHECK_ARGS="--device cpu --quick" on a CPU
+.PHONY: gpu-check
+gpu-check: $(STAMP)
+	$(BIN)/python -m benchmarks.gpu_check --isolate $(GPU_CHECK_ARGS)
+
 demo: $(STAMP)
 	$(BIN)/a4k-eval --generator upscale --dataset sample --out demo-results.csv
 	$(BIN)/a4k-eval --generator reference --dataset sample --out demo-results.csv

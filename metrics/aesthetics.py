@@ -192,7 +192,9 @@ class Aesthetics(Metric):
         return values.mean()
 
     def summary(self) -> dict:
-        return {"aesthetics": float(self.compute()) if self.per_image().numel() else math.nan}
+        with self.sync_context():     # the count over every process (a collective every process enters)
+            count = self.per_image().numel()
+        return {"aesthetics": float(self.compute()) if count else math.nan}
 
     def provenance(self) -> dict:
         return {"aesthetics_model": self.clip.model_name, "aesthetics_clip_weights": self.clip.checkpoint.name,

@@ -147,8 +147,9 @@ class CLIPScore(Metric):
         return values.mean()
 
     def summary(self) -> dict:
-        count = self.per_image().numel()
-        truncated = int(self._joined(self.truncated, torch.long).sum())
+        with self.sync_context():     # counts over every process (a collective every process enters)
+            count = self.per_image().numel()
+            truncated = int(self._joined(self.truncated, torch.long).sum())
         return {"clip_score": float(self.compute()) if count else math.nan, "clip_truncated": truncated}
 
     def provenance(self) -> dict:

@@ -80,9 +80,10 @@ class FID(InceptionMetric):
         return torch.tensor(frechet_distance(mu1, sigma1, mu2, sigma2), dtype=torch.float64)
 
     def summary(self) -> dict:
-        """The results.csv cells (NaN when there are too few samples)."""
-        value = float(self.compute()) if min(self.counts()) >= 2 else math.nan
-        return {self.name: value}
+        """The results.csv cells (NaN when there are too few samples, counted over every process)."""
+        with self.sync_context():     # a collective: every process decides on the same counts
+            enough = min(self.counts()) >= 2
+        return {self.name: float(self.compute()) if enough else math.nan}
 
 
 class PatchFID(FID):

@@ -8,6 +8,7 @@ features can be saved to and loaded from a reference-statistics file (metrics/re
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -40,6 +41,21 @@ def default_inception(path: Optional[Union[str, Path]] = None, device="cpu") -> 
     from aesthetic4k_metrics import weights
 
     return inception_network(weights.resolve("inception", str(path) if path else None), device)
+
+
+@contextmanager
+def _exact_float32(device: torch.device):
+    """Convolutions in true float32 on CUDA: cuDNN's default TF32 keeps 10 mantissa bits, which
+    would move a GPU's FID away from the CPU's (and with the GPU model and library release)."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
 
 
 class InceptionFeatureExtractor(nn.Module):
@@ -80,8 +96,9 @@ class InceptionFeatureExtractor(nn.Module):
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
         """(N, 3, 299, 299) inputs -> (N, 2048) float32 features on the CPU, in chunks of batch_size."""
         device = self.device
-        out = [self.network(inputs[start:start + self.batch_size].to(device)).float().cpu()
-               for start in range(0, inputs.shape[0], self.batch_size)]
+        with _exact_float32(device):
+            out = [self.network(inputs[start:start + self.batch_size].to(device)).float().cpu()
+                   for start in range(0, inputs.shape[0], self.batch_size)]
         return torch.cat(out) if out else torch.zeros(0, int(getattr(self.network, "num_features", FEATURE_DIM)))
 
     def per_image(self, images: Sequence, keys: Optional[Sequence[str]] = None) -> list[torch.Tensor]:

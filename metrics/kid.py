@@ -105,7 +105,9 @@ class KID(InceptionMetric):
 
     def summary(self) -> dict:
         """The results.csv cells: ``kid`` and ``kid_std`` (patch-KID: its mean only); NaN with too few samples."""
-        mean, std = self.compute() if self.effective_subset_size() >= 2 else (math.nan, math.nan)
+        with self.sync_context():     # a collective: every process decides on the same counts
+            enough = self.effective_subset_size() >= 2
+        mean, std = self.compute() if enough else (math.nan, math.nan)
         cells = {self.name: float(mean), f"{self.name}_std": float(std)}
         return {column: cells[column] for column in METRICS[self.name].columns}
 

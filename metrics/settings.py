@@ -28,7 +28,8 @@ class MetricSettings:
 
 
 def resolve_device(spec: Optional[str]) -> str:
-    """``auto`` (or None) -> ``cuda`` when available (``cuda:LOCAL_RANK`` under torchrun), else ``cpu``.
+    """``auto`` (or None) -> ``cuda`` when available (``cuda:LOCAL_RANK`` under torchrun, modulo the
+    GPU count), else ``cpu``.
 
     An explicit CUDA device that does not exist is a UserError now, not a failure minutes later.
     """
@@ -52,7 +53,8 @@ def resolve_device(spec: Optional[str]) -> str:
         if not available:
             return "cpu"
         local_rank = os.environ.get("LOCAL_RANK")
-        return f"cuda:{local_rank}" if local_rank else "cuda"
+        # more processes than GPUs (torchrun on one GPU): ranks share them round robin
+        return f"cuda:{int(local_rank) % torch.cuda.device_count()}" if local_rank else "cuda"
     if spec.startswith("cuda"):
         if not available:
             raise UserError(f"--device {spec}: no CUDA device is available here (use --device cpu)")

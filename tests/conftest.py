@@ -31,15 +31,9 @@ def aesthetic_head() -> Path:
 @pytest.fixture(scope="session")
 def tiny_inception(tmp_path_factory) -> Path:
     """A 2048-d stand-in for the FID Inception, saved as TorchScript: loaded like the real file, fast."""
-    import torch
-    from torch import nn
+    from tests.tiny_inception import save_tiny_inception
 
-    torch.manual_seed(0)
-    network = torch.jit.script(nn.Sequential(nn.Conv2d(3, 32, 7, stride=4), nn.ReLU(), nn.AdaptiveAvgPool2d(8),
-                                             nn.Flatten()))
-    path = tmp_path_factory.mktemp("tiny_inception") / "tiny_inception.pt"
-    network.save(str(path))
-    return path
+    return save_tiny_inception(tmp_path_factory.mktemp("tiny_inception") / "tiny_inception.pt")
 
 
 @pytest.fixture(scope="session")

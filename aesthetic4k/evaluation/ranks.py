@@ -35,6 +35,15 @@ class Ranks:
         return out
 
 
+def process_group_backend(device: str, local_world: int, gpu_count: int) -> str:
+    """nccl when each process of this machine has a GPU of its own, else gloo.
+
+    NCCL refuses two ranks on one GPU ("Duplicate GPU detected"), so processes that share one
+    (more processes than GPUs) exchange their few objects over gloo; the work stays on the GPU.
+    """
+    return "nccl" if device.startswith("cuda") and gpu_count >= local_world else "gloo"
+
+
 def setup_ranks(device: str) -> Ranks:
     """Join the process group that torchrun / accelerate launch describe in the environment."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -43,5 +52,15 @@ def setup_ranks(device: str) -> Ranks:
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+        gpu_count = 0
+        if device.startswith("cuda"):
+            import torch
+
+            gpu_count = torch.cuda.device_count()
+            index = torch.device(device).index
+            if index is None:   # plain "cuda" means this rank's GPU
+                index = int(os.environ.get("LOCAL_RANK", "0")) % max(gpu_count, 1)
+            torch.cuda.set_device(index)   # NCCL's object collectives use the current device
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        dist.init_process_group(backend=process_group_backend(device, local_world, gpu_count))
     return Ranks(dist.get_rank(), dist.get_world_size())
