@@ -242,25 +242,44 @@ class KIDStatistic(Statistic):
         self._k_fake = polynomial_kernel(fake, fake).numpy()
         self._k_real = polynomial_kernel(real, real).numpy()
         self._k_cross = polynomial_kernel(real, fake).numpy()          # real rows x fake rows
-        self._picks: dict = {}
-
-    def _subset_rows(self, n_real: int, n_fake: int):
-        """kid.subset_picks as numpy arrays, drawn once per pair of set sizes."""
-        from aesthetic4k_metrics.kid import subset_picks
-
-        key = (n_real, n_fake)
-        if key not in self._picks:
-            picks = subset_picks(n_real, n_fake, self.subset_size, self.subsets, self.seed)
-            self._picks[key] = None if picks is None else [(r.numpy(), f.numpy()) for r, f in picks]
-        return self._picks[key]
+        self._pair_weights: dict = {}
 
     def _mmd(self, real_counts: np.ndarray, fake_counts: np.ndarray) -> np.ndarray:
-        """Unbiased MMD^2 of sets given as row counts ((S, R_real) and (S, R_fake))."""
+        """Unbiased MMD^2 of whole sets given as row counts ((B, R_real) and (B, R_fake))."""
         m, n = real_counts.sum(axis=1), fake_counts.sum(axis=1)
         within_real = ((real_counts @ self._k_real) * real_counts).sum(axis=1) - real_counts @ np.diag(self._k_real)
         within_fake = ((fake_counts @ self._k_fake) * fake_counts).sum(axis=1) - fake_counts @ np.diag(self._k_fake)
         cross = ((real_counts @ self._k_cross) * fake_counts).sum(axis=1)
         return within_real / (m * (m - 1)) + within_fake / (n * (n - 1)) - 2 * cross / (m * n)
+
+    def _subset_weights(self, n_real: int, n_fake: int):
+        """kid.subset_picks for sets of these sizes, as pair weights over positions of the materialised sets.
+
+        Every subset has the same size, so the mean over subsets of their MMDs is one weighted sum of
+        kernel values: position pair (a, b) weighs the number of subsets holding both (distinct
+        positions only within a side). None when KID takes the whole sets.
+        """
+        from aesthetic4k_metrics.kid import subset_picks
+
+        key = (n_real, n_fake)
+        if key not in self._pair_weights:
+            picks = subset_picks(n_real, n_fake, self.subset_size, self.subsets, self.seed)
+            if picks is None:
+                self._pair_weights[key] = None
+            else:
+                real = np.zeros((len(picks), n_real))
+                fake = np.zeros((len(picks), n_fake))
+                for s, (pick_real, pick_fake) in enumerate(picks):
+                    real[s, pick_real.numpy()] = 1.0
+                    fake[s, pick_fake.numpy()] = 1.0
+                within_real, within_fake = real.T @ real, fake.T @ fake
+                np.fill_diagonal(within_real, 0.0)
+                np.fill_diagonal(within_fake, 0.0)
+                size = len(picks[0][0])
+                self._pair_weights[key] = (within_real / (len(picks) * size * (size - 1)),
+                                           within_fake / (len(picks) * size * (size - 1)),
+                                           real.T @ fake * (2.0 / (len(picks) * size * size)))
+        return self._pair_weights[key]
 
     def values(self, indices) -> np.ndarray:
         indices = self._checked(indices)
@@ -277,22 +296,16 @@ class KIDStatistic(Statistic):
                 if min(n_real, n_fake, self.subset_size) < 2:
                     out[start + b] = math.nan
                     continue
-                picks = self._subset_rows(n_real, n_fake)
-                if picks is None:
+                weights = self._subset_weights(n_real, n_fake)
+                if weights is None:
                     whole.append(b)
                     continue
                 real_rows = self._ref.materialised(draws) if self.paired else fixed_real
                 fake_rows = self._gen.materialised(draws)
-                out[start + b] = self._mmd(self._counts(real_rows, [r for r, _ in picks], self._ref.rows.shape[0]),
-                                           self._counts(fake_rows, [f for _, f in picks], self._gen.rows.shape[0])
-                                           ).mean()
+                within_real, within_fake, cross = weights
+                out[start + b] = ((self._k_real[np.ix_(real_rows, real_rows)] * within_real).sum()
+                                  + (self._k_fake[np.ix_(fake_rows, fake_rows)] * within_fake).sum()
+                                  - (self._k_cross[np.ix_(real_rows, fake_rows)] * cross).sum())
             if whole:
                 out[start + np.array(whole)] = self._mmd(real_counts[whole], fake_counts[whole])
         return out
-
-    @staticmethod
-    def _counts(rows: np.ndarray, picks: list, width: int) -> np.ndarray:
-        """(S, width) float64: how often each feature row is in each subset of the materialised set."""
-        chosen = np.stack([rows[pick] for pick in picks])
-        flat = (chosen + width * np.arange(len(picks))[:, None]).ravel()
-        return np.bincount(flat, minlength=len(picks) * width).reshape(len(picks), width).astype(np.float64)

@@ -171,6 +171,26 @@ def test_bca_shifts_a_skewed_interval_like_scipy():
     assert abs(bca.high - theirs.high) < monte_carlo_tolerance(values, bca.high, 20000)
 
 
+def test_centred_interval_is_the_percentile_interval_moved_onto_the_estimate():
+    rng = np.random.default_rng(8)
+    generated, reference = inception_like(rng, (16, 12)), inception_like(rng, (16, 12), offset=0.7)
+    indices = resample_indices(16, 40, seed=5)
+    statistic = FrechetStatistic(generated, reference, paired=True)
+    values, estimate = statistic.values(indices), statistic.estimate()
+    centred = bootstrap_interval(statistic, indices, method="centred")
+    shift = values.mean() - estimate
+    assert centred.shift == pytest.approx(shift, rel=1e-12) and shift > 0
+    assert (centred.low, centred.high) == pytest.approx(tuple(np.quantile(values, [0.025, 0.975]) - shift), rel=1e-12)
+    assert centred.low < estimate < centred.high
+    # for a mean the resampling shift is Monte-Carlo noise: centred and percentile nearly agree
+    per_image = rng.normal(size=50)
+    indices = resample_indices(50, 5000, seed=1)
+    plain = bootstrap_interval(Mean(per_image), indices)
+    moved = bootstrap_interval(Mean(per_image), indices, method="centred")
+    assert abs(moved.shift) < 4 * np.std(Mean(per_image).values(indices)) / math.sqrt(5000)
+    assert moved.low - plain.low == pytest.approx(-moved.shift, abs=1e-12)
+
+
 def test_quantiles_are_type_7():
     values = np.random.default_rng(1).normal(size=101)
     probabilities = [0.0, 0.025, 0.3, 0.5, 0.975, 1.0]
