@@ -10,13 +10,16 @@ stem). Extraction is done once and kept in ``$A4K_BENCH_OUT/features/``; it is n
 
 Printed, in one run:
 
-- 1000 bootstrap FIDs by the fast path (aesthetic4k_metrics.bootstrap_distances), timed whole;
+- 1000 paired bootstrap FIDs by the fast path (aesthetic4k_metrics.bootstrap_distances), timed whole
+  (after imports: a4k-eval has torch loaded by then);
 - a handful (``A4K_BENCH_SQRTM``, default 3) of the same resamples by the full computation on the
   materialised resampled feature sets: ``scipy.linalg.sqrtm(S1 @ S2)`` and, beside it, the toolkit's
-  own ``frechet_distance`` (symmetric eigen-decompositions), timed per resample; the largest
-  relative difference of the fast path from each;
-- the same on synthetic features (labelled), where the exact value is known to more digits;
-- the time of the 1000-resample interval of every other metric at N = 195.
+  own ``frechet_distance`` (symmetric eigen-decompositions), each timed; the largest relative
+  difference of the fast path from each, and of the two from each other (their own rounding noise:
+  with N < d both take square roots of rounding errors in the covariances' null space);
+- the 1000-resample interval of every metric at N = 195 (percentile and centred), with its time;
+- two disjoint halves of the reference crops (a true distance near 0): FID, KID, patch-FID and
+  patch-KID at growing N (FID's bias) and their resampling shift.
 """
 from __future__ import annotations
 
@@ -98,14 +101,33 @@ def detail_values() -> dict:
     return arrays
 
 
+class Seconds(float):
+    """Wall seconds, with the CPU seconds of the process's threads over the same span as ``cpu``."""
+
+    cpu = 0.0
+
+
 def _timed(function):
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     value = function()
-    return value, time.perf_counter() - start
+    seconds = Seconds(time.perf_counter() - start)
+    seconds.cpu = time.process_time() - cpu
+    return value, seconds
 
 
 def _relative(a, b) -> float:
     return float(np.max(np.abs(np.asarray(a) - np.asarray(b)) / np.abs(np.asarray(b))))
+
+
+def _restricted_sqrtm(a: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> float:
+    """Tr((S1 S2)^1/2) by scipy.linalg.sqrtm in the r-dimensional span S1 lives in (r = its rank):
+    S1 = V S1r V^T exactly for V the right singular vectors of the centred features, so S1 S2 and
+    S1r (V^T S2 V) share their non-zero eigenvalues; no square root of null-space rounding noise."""
+    from scipy import linalg
+
+    _, singular, right = np.linalg.svd(a - a.mean(axis=0), full_matrices=False)
+    span = right[singular > singular[0] * 1e-10].T
+    return float(np.trace(linalg.sqrtm((span.T @ s1 @ span) @ (span.T @ s2 @ span))).real)
 
 
 def fid_fast_against_sqrtm(generated: np.ndarray, reference: np.ndarray, label: str) -> None:
@@ -121,40 +143,59 @@ def fid_fast_against_sqrtm(generated: np.ndarray, reference: np.ndarray, label: 
     statistic, setup = _timed(lambda: FrechetStatistic(generated, reference, paired=True))
     fast, seconds = _timed(lambda: statistic.values(indices))
     print(f"{label}: N = {n}, d = {dim}, {RESAMPLES} paired bootstrap FIDs by the fast path: "
-          f"{setup + seconds:.2f} s ({setup:.2f} s set-up, Gram matrix), {1000 * (setup + seconds) / RESAMPLES:.1f} ms each")
-    sqrtm_values, eigh_values, sqrtm_seconds, eigh_seconds = [], [], 0.0, 0.0
+          f"{setup + seconds:.2f} s ({setup:.2f} s set-up, Gram matrix; {setup.cpu + seconds.cpu:.1f} s CPU),"
+          f" {1000 * (setup + seconds) / RESAMPLES:.1f} ms each")
+    references = {"sqrtm": [], "eigh": [], "sqrtm in span": []}
+    took = {name: 0.0 for name in references}
     for row in indices[:SQRTM_RESAMPLES]:
         a, b = generated[row].astype(np.float64), reference[row].astype(np.float64)
         mu1, mu2 = a.mean(axis=0), b.mean(axis=0)
         s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-        root, took = _timed(lambda: linalg.sqrtm(s1 @ s2))
-        sqrtm_seconds += took
-        sqrtm_values.append(float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(root).real))
-        value, took = _timed(lambda: frechet_distance(mu1, s1, mu2, s2))
-        eigh_seconds += took
-        eigh_values.append(value)
+        outside = float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2))
+        root, seconds = _timed(lambda: float(np.trace(linalg.sqrtm(s1 @ s2)).real))
+        references["sqrtm"].append(outside - 2 * root)
+        took["sqrtm"] += seconds
+        value, seconds = _timed(lambda: frechet_distance(mu1, s1, mu2, s2))
+        references["eigh"].append(value)
+        took["eigh"] += seconds
+        root, seconds = _timed(lambda: _restricted_sqrtm(a, s1, s2))
+        references["sqrtm in span"].append(outside - 2 * root)
+        took["sqrtm in span"] += seconds
     k = SQRTM_RESAMPLES
-    print(f"  full computation on the first {k} materialised resamples (d x d covariances):"
-          f" scipy.linalg.sqrtm {sqrtm_seconds / k:.2f} s each (x{RESAMPLES} = {sqrtm_seconds / k * RESAMPLES / 60:.0f} min),"
-          f" frechet_distance (eigh) {eigh_seconds / k:.2f} s each")
-    print(f"  max relative difference, fast vs sqrtm {_relative(fast[:k], sqrtm_values):.1e},"
-          f" fast vs eigh {_relative(fast[:k], eigh_values):.1e}, sqrtm vs eigh {_relative(sqrtm_values, eigh_values):.1e}"
-          f" (FID {min(fast[:k]):.3f} .. {max(fast[:k]):.3f})")
+    print(f"  the full computation on the first {k} materialised resamples, from their d x d covariances:"
+          f" scipy.linalg.sqrtm(S1 S2) {took['sqrtm'] / k:.1f} s each (x {RESAMPLES}: {took['sqrtm'] / k * RESAMPLES / 3600:.0f} h);"
+          f" frechet_distance (fid.py, eigh) {took['eigh'] / k:.1f} s; sqrtm in the rank-{min(n - 1, dim)} span of S1"
+          f" {took['sqrtm in span'] / k:.1f} s")
+    print(f"  max relative difference of the fast path from: sqrtm {_relative(fast[:k], references['sqrtm']):.1e},"
+          f" eigh {_relative(fast[:k], references['eigh']):.1e}, sqrtm in span {_relative(fast[:k], references['sqrtm in span']):.1e};"
+          f" sqrtm from eigh {_relative(references['sqrtm'], references['eigh']):.1e} (FID {min(fast[:k]):.4g} .. {max(fast[:k]):.4g})")
 
 
 def interval_line(name: str, build, indices: np.ndarray) -> None:
     """Build the statistic, compute its estimate and its values on the resamples (timed together), print."""
     from aesthetic4k_metrics.bootstrap import interval_of
 
-    def interval():
+    def values():
         statistic = build()
-        values = statistic.values(indices)
-        return values, interval_of(values, statistic.estimate(), statistic.n)
+        return statistic.values(indices), statistic.estimate(), statistic.n
 
-    (values, result), seconds = _timed(interval)
-    above = float(np.mean(values > result.estimate))
-    print(f"{name:>24} {seconds:>8.2f} {result.estimate:>12.5g} {result.low:>12.5g} {result.high:>12.5g}"
-          f" {result.width / abs(result.estimate):>9.1%} {np.mean(values) - result.estimate:>+12.4g} {above:>7.0%}")
+    (values, estimate, n), seconds = _timed(values)
+    plain = interval_of(values, estimate, n)
+    centred = interval_of(values, estimate, n, method="centred")
+    above = float(np.mean(values > estimate))
+    print(f"{name:>22} {seconds:>8.2f} {seconds.cpu:>8.1f} {estimate:>11.4g}   [{plain.low:.4g}, {plain.high:.4g}]"
+          f"   [{centred.low:.4g}, {centred.high:.4g}] {centred.width / abs(estimate):>8.1%}"
+          f" {plain.shift / (np.std(values) or 1):>+8.2f} {above:>6.0%}")
+
+
+def _header() -> None:
+    print(f"{'statistic':>22} {'seconds':>8} {'CPU s':>8} {'estimate':>11}   {'percentile [low, high]':<26}"
+          f" {'centred [low, high]':<24} {'width':>8} {'shift/sd':>8} {'above':>6}")
+
+
+def _legend() -> None:
+    print("  width: centred interval width / estimate; shift/sd: (mean of the resampled values - estimate) /"
+          " their sd; above: share of resamples above the estimate")
 
 
 def every_metric(features: dict, detail: dict) -> None:
@@ -164,33 +205,63 @@ def every_metric(features: dict, detail: dict) -> None:
     indices = resample_indices(N_IMAGES, RESAMPLES, seed=0)
     fid_gen, fid_real = features["fid_generated"], features["fid_real"]
     patch_gen, patch_real = features["patch_generated"], features["patch_real"]
-    print(f"{RESAMPLES}-resample 95% percentile intervals at N = {N_IMAGES} (upscaled-from-1024 vs the 2048 crops):")
-    print(f"{'statistic':>24} {'seconds':>8} {'estimate':>12} {'low':>12} {'high':>12} {'width/est':>9}"
-          f" {'mean - est':>12} {'above':>7}")
+    print(f"{RESAMPLES}-resample 95% intervals at N = {N_IMAGES}, generated = upscaled from 1024, references = "
+          f"the 2048 crops (paired unless said); seconds: building the statistic and its {RESAMPLES} values")
+    _header()
     interval_line("GLCM Score (mean)", lambda: Mean(detail["glcm_score"]), indices)
     interval_line("Compression Ratio", lambda: RatioOfSums(detail["raw_bytes"], detail["jpeg_bytes"]), indices)
-    interval_line("FID, paired refs", lambda: FrechetStatistic(fid_gen, fid_real, paired=True), indices)
-    interval_line("FID, fixed folder", lambda: FrechetStatistic(fid_gen, fid_real, paired=False), indices)
-    interval_line("FID, saved moments", lambda: FrechetStatistic.from_moments(
-        fid_gen, fid_real.astype(np.float64).mean(0), np.cov(fid_real.astype(np.float64), rowvar=False)), indices)
-    interval_line("KID, paired refs", lambda: KIDStatistic(fid_gen, fid_real, paired=True), indices)
+    interval_line("FID", lambda: FrechetStatistic(fid_gen, fid_real, paired=True), indices)
+    interval_line("KID", lambda: KIDStatistic(fid_gen, fid_real, paired=True), indices)
     interval_line(f"patch-FID, P={PATCHES}", lambda: FrechetStatistic(patch_gen, patch_real, paired=True), indices)
     interval_line(f"patch-KID, P={PATCHES}", lambda: KIDStatistic(patch_gen, patch_real, paired=True), indices)
-    print("  width/est: interval width over the estimate; mean - est: mean of the bootstrap values minus the"
-          " estimate; above: share of resamples above the estimate")
+    _legend()
+    kid = KIDStatistic(fid_gen, fid_real, paired=True)
+    print("  KID on the first k pairs, k = 25, 50, 100, 195: " +
+          ", ".join(f"{kid.values(np.arange(k)[None])[0]:.4g}" for k in (25, 50, 100, N_IMAGES)) +
+          " (each reference with its own upscaled version: a near-diagonal term in the cross mean)")
 
 
-def sample_size(features: dict) -> None:
-    """The metrics on the first k images: FID falls with k (its bias), KID does not."""
+def two_halves(features: dict) -> None:
+    """Two disjoint halves of the reference crops (different pictures of one kind): a true distance near 0.
+
+    FID's value falls with the number of images (its bias at N < d); KID's does not (unbiased);
+    patch-FID, with P times more samples, is far less biased. On resampled sets (fewer distinct images)
+    the bias grows, which is what the resampling shift measures.
+    """
+    from aesthetic4k_metrics.bootstrap import resample_indices
     from aesthetic4k_metrics.bootstrap_distances import FrechetStatistic, KIDStatistic
 
-    statistics = {"FID": FrechetStatistic(features["fid_generated"], features["fid_real"], paired=True),
-                  "KID": KIDStatistic(features["fid_generated"], features["fid_real"], paired=True),
-                  "patch-FID": FrechetStatistic(features["patch_generated"], features["patch_real"], paired=True)}
-    counts = (25, 50, 100, N_IMAGES)
-    print("The same metrics on the first k images (one value each): " +
-          "; ".join(f"{name} " + ", ".join(f"{k}: {statistic.values(np.arange(k)[None])[0]:.4g}" for k in counts)
-                    for name, statistic in statistics.items()))
+    half = N_IMAGES // 2
+    full, patches = features["fid_real"], features["patch_real"]
+    builders = {"FID": lambda a, b: FrechetStatistic(a, b, paired=True),
+                "KID": lambda a, b: KIDStatistic(a, b, paired=True),
+                f"patch-FID, P={PATCHES}": lambda a, b: FrechetStatistic(a, b, paired=True),
+                f"patch-KID, P={PATCHES}": lambda a, b: KIDStatistic(a, b, paired=True)}
+    sources = {"FID": full, "KID": full, f"patch-FID, P={PATCHES}": patches, f"patch-KID, P={PATCHES}": patches}
+    counts = (24, 48, half)
+    print(f"Two disjoint halves of the reference crops ({half} pictures each, same kind): each metric on the first k "
+          f"pairs, k = {', '.join(map(str, counts))}:")
+    for name, build in builders.items():
+        data = sources[name]
+        values = [build(data[:k], data[half:half + k]).estimate() for k in counts]
+        print(f"  {name:>20}: " + ", ".join(f"{value:.4g}" for value in values))
+    a, b = full[:half].astype(np.float32).astype(np.float64), full[half:2 * half].astype(np.float32).astype(np.float64)
+    kernel = (lambda x, y: (x @ y.T / x.shape[1] + 1) ** 3)
+    plug_in = kernel(a, a).mean() + kernel(b, b).mean() - 2 * kernel(a, b).mean()
+    indices = resample_indices(half, RESAMPLES, seed=0)
+    resampled = KIDStatistic(full[:half], full[half:2 * half], paired=True).values(indices)
+    print(f"  KID at N = {half}: {builders['KID'](full[:half], full[half:2 * half]).estimate():.4g}; the plug-in MMD^2 of the"
+          f" same features (V-statistic, diagonals kept) {plug_in:.4g}; mean of {RESAMPLES} resampled KIDs {resampled.mean():.4g}")
+    print(f"  and their {RESAMPLES}-resample intervals at N = {half}:")
+    _header()
+    for name, build in builders.items():
+        data = sources[name]
+        interval_line(name, lambda: build(data[:half], data[half:2 * half]), indices)
+    other = full[half:2 * half].astype(np.float64)
+    interval_line("FID, fixed folder", lambda: FrechetStatistic(full[:half], other, paired=False), indices)
+    interval_line("FID, saved moments", lambda: FrechetStatistic.from_moments(
+        full[:half], other.mean(axis=0), np.cov(other, rowvar=False)), indices)
+    _legend()
 
 
 def run() -> None:
@@ -208,7 +279,7 @@ def run() -> None:
           f" CPU threads={os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
     fid_fast_against_sqrtm(features["fid_generated"], features["fid_real"], "real features")
     every_metric(features, detail)
-    sample_size(features)
+    two_halves(features)
 
 
 if __name__ == "__main__":

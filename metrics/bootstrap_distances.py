@@ -96,15 +96,8 @@ class FrechetStatistic(Statistic):
     reference set is held fixed. :meth:`from_moments`: a fixed reference known by mean and covariance.
     """
 
-    def __init__(self, generated, reference=None, *, paired: bool = True):
-        self._gen = ImageFeatures(generated)
-        self.n = self._gen.n
-        self._shift = self._gen.rows.mean(axis=0)            # centring here keeps the Gram entries small
-        self._centred = self._gen.rows - self._shift
-        self._squares = (self._centred ** 2).sum(axis=1)
-        self.paired = bool(paired)
-        if reference is None:
-            return                                           # from_moments fills in the reference
+    def __init__(self, generated, reference, *, paired: bool = True):
+        self._take_generated(generated, paired)
         ref = ImageFeatures(reference)
         _same_images(self._gen, ref, self.paired)
         if self.paired:
@@ -124,7 +117,8 @@ class FrechetStatistic(Statistic):
     @classmethod
     def from_moments(cls, generated, mean, covariance) -> "FrechetStatistic":
         """A fixed reference given only as (mean, covariance), e.g. torchmetrics' or pytorch-fid's statistics."""
-        statistic = cls(generated, None, paired=False)
+        statistic = cls.__new__(cls)
+        statistic._take_generated(generated, paired=False)
         mean, covariance = np.asarray(mean, np.float64), np.asarray(covariance, np.float64)
         if mean.shape != (statistic._gen.dim,) or covariance.shape != (statistic._gen.dim,) * 2:
             raise ValueError(f"expected a {statistic._gen.dim}-d mean and covariance, got {mean.shape}, {covariance.shape}")
@@ -132,6 +126,14 @@ class FrechetStatistic(Statistic):
         values, vectors = np.linalg.eigh((projected + projected.T) / 2)
         statistic._fix_reference(mean, float(np.trace(covariance)), vectors * np.sqrt(np.clip(values, 0, None)))
         return statistic
+
+    def _take_generated(self, generated, paired: bool) -> None:
+        self._gen = ImageFeatures(generated)
+        self.n = self._gen.n
+        self._shift = self._gen.rows.mean(axis=0)            # centring here keeps the Gram entries small
+        self._centred = self._gen.rows - self._shift
+        self._squares = (self._centred ** 2).sum(axis=1)
+        self.paired = bool(paired)
 
     def _fix_reference(self, mean: np.ndarray, trace: float, factor: np.ndarray) -> None:
         """Fixed side: its mean, Tr(S2), and F with F F^T = Y1 S2 Y1^T (cut to at most R1 columns)."""
@@ -157,15 +159,18 @@ class FrechetStatistic(Statistic):
             gap = mean - ref_mean + (self._shift - self._ref_shift)
             usable = np.flatnonzero((total >= 2) & (ref_total >= 2))    # the metric needs 2 samples per side
             scale = np.sqrt((total - 1) * (ref_total - 1))
-            matrix = (lambda b: self._paired_matrix(weights[b], total[b], ref_weights[b], ref_total[b]))
+            shapes = list(zip(np.count_nonzero(weights[usable], axis=1), np.count_nonzero(ref_weights[usable], axis=1)))
+            matrix = (lambda i: self._paired_matrix(weights[usable[i]], total[usable[i]], ref_weights[usable[i]],
+                                                    ref_total[usable[i]]))
         else:
             ref_trace = self._ref_trace
             gap = mean + (self._shift - self._ref_mean)
             usable = np.flatnonzero(total >= 2)
             scale = np.sqrt(total - 1)
-            matrix = (lambda b: self._fixed_matrix(weights[b], total[b]))
+            shapes = [(rows, self._factor.shape[1]) for rows in np.count_nonzero(weights[usable], axis=1)]
+            matrix = (lambda i: self._fixed_matrix(weights[usable[i]], total[usable[i]]))
         roots = np.full(len(indices), np.nan)
-        roots[usable] = nuclear_norms([matrix(b) for b in usable]) / scale[usable]
+        roots[usable] = nuclear_norms(shapes, matrix) / scale[usable]
         return (gap ** 2).sum(axis=1) + trace + ref_trace - 2 * roots
 
     def _paired_matrix(self, weights, total, ref_weights, ref_total) -> np.ndarray:
@@ -186,29 +191,30 @@ class FrechetStatistic(Statistic):
         return (factor - (weights[rows] / total) @ factor) * np.sqrt(weights[rows])[:, None]
 
 
-def nuclear_norms(matrices: list) -> np.ndarray:
-    """The sum of the singular values of each matrix (LAPACK's divide and conquer SVD, through torch).
+def nuclear_norms(shapes: list, build) -> np.ndarray:
+    """The sum of the singular values of each matrix ``build(i)`` of ``shapes[i]`` (LAPACK's divide and
+    conquer SVD, through torch).
 
-    Matrices of one shape go through ``torch.linalg.svdvals`` in batches, the batches spread over the
-    usable CPUs with one torch thread each: small SVDs on several BLAS threads mostly wait for each
-    other (and collapse on a busy machine), and one thread each makes the results independent of
-    the machine's core count.
+    Matrices of one shape go through ``torch.linalg.svdvals`` in batches of at most _BATCH_ELEMENTS
+    entries, built where they are used; the batches are spread over the usable CPUs with one torch
+    thread each: small SVDs on several BLAS threads mostly wait for each other (and collapse on a busy
+    machine), and one thread each keeps the results independent of the machine's core count.
     """
     import torch
 
     from aesthetic4k_metrics.parallel import ordered_map
 
-    out = np.empty(len(matrices))
+    out = np.empty(len(shapes))
     groups: dict = {}
-    for position, matrix in enumerate(matrices):
-        groups.setdefault(matrix.shape, []).append(position)
+    for position, shape in enumerate(shapes):
+        groups.setdefault((int(shape[0]), int(shape[1])), []).append(position)
     batches = []
     for shape, members in sorted(groups.items()):
         per_batch = max(1, _BATCH_ELEMENTS // max(1, shape[0] * shape[1]))
         batches += [members[i:i + per_batch] for i in range(0, len(members), per_batch)]
 
     def singular_value_sums(members):
-        stack = torch.from_numpy(np.stack([matrices[m] for m in members]))
+        stack = torch.from_numpy(np.stack([build(m) for m in members]))
         return torch.linalg.svdvals(stack).sum(dim=-1).numpy()
 
     threads = torch.get_num_threads()

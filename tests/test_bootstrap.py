@@ -280,7 +280,7 @@ def test_nuclear_norms_are_sums_of_singular_values():
     rng = np.random.default_rng(0)
     matrices = [rng.normal(size=shape) for shape in [(5, 7), (5, 7), (9, 9), (3, 12), (9, 9)]]
     expected = [np.linalg.svd(m, compute_uv=False).sum() for m in matrices]
-    assert nuclear_norms(matrices) == pytest.approx(expected, rel=1e-12)
+    assert nuclear_norms([m.shape for m in matrices], matrices.__getitem__) == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize("shape", [(40, 16), (24, 48)])        # N > d, and realistic N < d (low rank)
@@ -355,6 +355,24 @@ def test_patch_fid_resamples_images_with_all_their_crops():
     jackknife = statistic.values(leave_one_out(12))
     assert jackknife[0] == pytest.approx(metric_fid(generated[1:].reshape(-1, 32), reference[1:].reshape(-1, 32)),
                                          rel=1e-6)
+
+
+def test_images_with_different_numbers_of_rows():
+    from aesthetic4k_metrics.bootstrap_distances import ImageFeatures
+
+    rng = np.random.default_rng(7)
+    parts = [rng.normal(size=(k, 5)).astype(np.float32) for k in (1, 3, 2, 4)]
+    features = ImageFeatures(parts)
+    assert features.n == 4 and features.owner.tolist() == [0, 1, 1, 1, 2, 2, 3, 3, 3, 3]
+    assert features.materialised(np.array([2, 0, 2])).tolist() == [4, 5, 0, 4, 5]
+    reference = [rng.normal(size=(k, 5)).astype(np.float32) + 0.3 for k in (2, 2, 3, 1)]
+    indices = resample_indices(4, 6, seed=1)
+    fast = FrechetStatistic(parts, reference, paired=True).values(indices)
+    slow = [metric_fid(np.concatenate([parts[i] for i in row]), np.concatenate([reference[i] for i in row]))
+            for row in indices]
+    assert fast == pytest.approx(slow, rel=1e-6)      # fid.py: null-space noise where a resample has rank < d
+    with pytest.raises(ValueError):
+        ImageFeatures(np.zeros((3, 4, 5, 6)))
 
 
 def test_kid_on_resampled_sets_counts_copies_as_distinct_samples():
