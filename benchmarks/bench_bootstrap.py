@@ -94,7 +94,8 @@ def detail_values() -> dict:
             glcm.append(m.glcm_score)
             raw.append(m.raw_bytes)
             jpeg.append(m.jpeg_bytes)
-    arrays = {"glcm_score": np.array(glcm), "raw_bytes": np.array(raw, np.int64), "jpeg_bytes": np.array(jpeg, np.int64)}
+    arrays = {"glcm_score": np.array(glcm), "raw_bytes": np.array(raw, np.int64),
+              "jpeg_bytes": np.array(jpeg, np.int64)}
     tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, cache)
@@ -119,7 +120,7 @@ def _relative(a, b) -> float:
     return float(np.max(np.abs(np.asarray(a) - np.asarray(b)) / np.abs(np.asarray(b))))
 
 
-def _restricted_sqrtm(a: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> float:
+def _restricted_sqrtm(a: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> tuple[float, int]:
     """Tr((S1 S2)^1/2) by scipy.linalg.sqrtm in the r-dimensional span S1 lives in (r = its rank):
     S1 = V S1r V^T exactly for V the right singular vectors of the centred features, so S1 S2 and
     S1r (V^T S2 V) share their non-zero eigenvalues; no square root of null-space rounding noise."""
@@ -127,7 +128,7 @@ def _restricted_sqrtm(a: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> float:
 
     _, singular, right = np.linalg.svd(a - a.mean(axis=0), full_matrices=False)
     span = right[singular > singular[0] * 1e-10].T
-    return float(np.trace(linalg.sqrtm((span.T @ s1 @ span) @ (span.T @ s2 @ span))).real)
+    return float(np.trace(linalg.sqrtm((span.T @ s1 @ span) @ (span.T @ s2 @ span))).real), span.shape[1]
 
 
 def fid_fast_against_sqrtm(generated: np.ndarray, reference: np.ndarray, label: str) -> None:
@@ -147,6 +148,7 @@ def fid_fast_against_sqrtm(generated: np.ndarray, reference: np.ndarray, label: 
           f" {1000 * (setup + seconds) / RESAMPLES:.1f} ms each")
     references = {"sqrtm": [], "eigh": [], "sqrtm in span": []}
     took = {name: 0.0 for name in references}
+    ranks = []
     for row in indices[:SQRTM_RESAMPLES]:
         a, b = generated[row].astype(np.float64), reference[row].astype(np.float64)
         mu1, mu2 = a.mean(axis=0), b.mean(axis=0)
@@ -158,17 +160,21 @@ def fid_fast_against_sqrtm(generated: np.ndarray, reference: np.ndarray, label: 
         value, seconds = _timed(lambda: frechet_distance(mu1, s1, mu2, s2))
         references["eigh"].append(value)
         took["eigh"] += seconds
-        root, seconds = _timed(lambda: _restricted_sqrtm(a, s1, s2))
+        (root, rank), seconds = _timed(lambda: _restricted_sqrtm(a, s1, s2))
+        ranks.append(rank)
         references["sqrtm in span"].append(outside - 2 * root)
         took["sqrtm in span"] += seconds
     k = SQRTM_RESAMPLES
+    each = {name: seconds / k for name, seconds in took.items()}
     print(f"  the full computation on the first {k} materialised resamples, from their d x d covariances:"
-          f" scipy.linalg.sqrtm(S1 S2) {took['sqrtm'] / k:.1f} s each (x {RESAMPLES}: {took['sqrtm'] / k * RESAMPLES / 3600:.0f} h);"
-          f" frechet_distance (fid.py, eigh) {took['eigh'] / k:.1f} s; sqrtm in the rank-{min(n - 1, dim)} span of S1"
-          f" {took['sqrtm in span'] / k:.1f} s")
-    print(f"  max relative difference of the fast path from: sqrtm {_relative(fast[:k], references['sqrtm']):.1e},"
-          f" eigh {_relative(fast[:k], references['eigh']):.1e}, sqrtm in span {_relative(fast[:k], references['sqrtm in span']):.1e};"
-          f" sqrtm from eigh {_relative(references['sqrtm'], references['eigh']):.1e} (FID {min(fast[:k]):.4g} .. {max(fast[:k]):.4g})")
+          f" scipy.linalg.sqrtm(S1 S2) {each['sqrtm']:.1f} s each"
+          f" (x {RESAMPLES}: {each['sqrtm'] * RESAMPLES / 3600:.0f} h);"
+          f" frechet_distance (fid.py, eigh) {each['eigh']:.1f} s;"
+          f" sqrtm in the span of S1 (rank {min(ranks)}-{max(ranks)}) {each['sqrtm in span']:.1f} s")
+    gaps = {name: _relative(fast[:k], values) for name, values in references.items()}
+    print(f"  max relative difference of the fast path from: sqrtm {gaps['sqrtm']:.1e}, eigh {gaps['eigh']:.1e},"
+          f" sqrtm in span {gaps['sqrtm in span']:.1e}; sqrtm from eigh"
+          f" {_relative(references['sqrtm'], references['eigh']):.1e} (FID {min(fast[:k]):.4g} .. {max(fast[:k]):.4g})")
 
 
 def interval_line(name: str, build, indices: np.ndarray) -> None:
@@ -211,10 +217,13 @@ def every_metric(features: dict, detail: dict) -> None:
     interval_line("GLCM Score (mean)", lambda: Mean(detail["glcm_score"]), indices)
     interval_line("Compression Ratio", lambda: RatioOfSums(detail["raw_bytes"], detail["jpeg_bytes"]), indices)
     interval_line("FID", lambda: FrechetStatistic(fid_gen, fid_real, paired=True), indices)
+    interval_line("FID, refs held fixed", lambda: FrechetStatistic(fid_gen, fid_real, paired=False), indices)
     interval_line("KID", lambda: KIDStatistic(fid_gen, fid_real, paired=True), indices)
     interval_line(f"patch-FID, P={PATCHES}", lambda: FrechetStatistic(patch_gen, patch_real, paired=True), indices)
     interval_line(f"patch-KID, P={PATCHES}", lambda: KIDStatistic(patch_gen, patch_real, paired=True), indices)
     _legend()
+    print("  'refs held fixed': the same references not resampled with their images (wrong for a dataset's own"
+          " references: it breaks the pairing, see the shift)")
     kid = KIDStatistic(fid_gen, fid_real, paired=True)
     print("  KID on the first k pairs, k = 25, 50, 100, 195: " +
           ", ".join(f"{kid.values(np.arange(k)[None])[0]:.4g}" for k in (25, 50, 100, N_IMAGES)) +
@@ -250,8 +259,9 @@ def two_halves(features: dict) -> None:
     plug_in = kernel(a, a).mean() + kernel(b, b).mean() - 2 * kernel(a, b).mean()
     indices = resample_indices(half, RESAMPLES, seed=0)
     resampled = KIDStatistic(full[:half], full[half:2 * half], paired=True).values(indices)
-    print(f"  KID at N = {half}: {builders['KID'](full[:half], full[half:2 * half]).estimate():.4g}; the plug-in MMD^2 of the"
-          f" same features (V-statistic, diagonals kept) {plug_in:.4g}; mean of {RESAMPLES} resampled KIDs {resampled.mean():.4g}")
+    estimate = builders["KID"](full[:half], full[half:2 * half]).estimate()
+    print(f"  KID at N = {half}: {estimate:.4g}; the plug-in MMD^2 of the same features (V-statistic, diagonals"
+          f" kept) {plug_in:.4g}; mean of {RESAMPLES} resampled KIDs {resampled.mean():.4g}")
     print(f"  and their {RESAMPLES}-resample intervals at N = {half}:")
     _header()
     for name, build in builders.items():

@@ -304,7 +304,11 @@ def bootstrap_interval(statistic: Statistic, indices: np.ndarray, level: float =
 def row_intervals(statistics: Mapping[str, Statistic], resamples: int = DEFAULT_RESAMPLES,
                   seed: int = DEFAULT_SEED, level: float = DEFAULT_LEVEL,
                   method: str = "percentile") -> dict[str, Interval]:
-    """One interval per metric of a row, every metric on the same resamples of the same N images."""
+    """One interval per metric of a row, every metric on the same resamples of the same N images.
+
+    With FID, KID or their patch variants among them, ``method="centred"`` keeps each interval around
+    the row's value (see interval_of); for per-image metrics it agrees with ``percentile``.
+    """
     sizes = {name: statistic.n for name, statistic in statistics.items()}
     if len(set(sizes.values())) > 1:
         raise ValueError(f"the metrics of a row must cover the same images, got counts {sizes}")

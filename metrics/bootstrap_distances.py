@@ -121,7 +121,8 @@ class FrechetStatistic(Statistic):
         statistic._take_generated(generated, paired=False)
         mean, covariance = np.asarray(mean, np.float64), np.asarray(covariance, np.float64)
         if mean.shape != (statistic._gen.dim,) or covariance.shape != (statistic._gen.dim,) * 2:
-            raise ValueError(f"expected a {statistic._gen.dim}-d mean and covariance, got {mean.shape}, {covariance.shape}")
+            raise ValueError(f"expected a {statistic._gen.dim}-d mean and covariance, "
+                             f"got {mean.shape} and {covariance.shape}")
         projected = statistic._centred @ ((covariance + covariance.T) / 2) @ statistic._centred.T
         values, vectors = np.linalg.eigh((projected + projected.T) / 2)
         statistic._fix_reference(mean, float(np.trace(covariance)), vectors * np.sqrt(np.clip(values, 0, None)))
