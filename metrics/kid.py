@@ -27,6 +27,23 @@ def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, degree: int = 3, coef: f
     return (x @ y.T / x.shape[1] + coef) ** degree
 
 
+def subset_picks(n_real: int, n_fake: int, subset_size: int, subsets: int, seed: int):
+    """KID's subset rule: the (real rows, fake rows) of each subset, or None when every subset would be
+    the whole of both sets (then KID is one estimate on all samples).
+
+    Subsets take ``min(subset_size, n_real, n_fake)`` rows of each side, drawn by ``torch.randperm``
+    from one generator seeded with ``seed``, real then fake, subset after subset.
+    """
+    size = min(subset_size, n_real, n_fake)
+    if size < 2:
+        raise ValueError(f"KID needs at least 2 real and 2 generated samples, got {n_real} and {n_fake}")
+    if size == n_real == n_fake:
+        return None
+    generator = torch.Generator().manual_seed(seed)
+    return [(torch.randperm(n_real, generator=generator)[:size], torch.randperm(n_fake, generator=generator)[:size])
+            for _ in range(subsets)]
+
+
 def unbiased_mmd2(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """Unbiased squared MMD: within-set kernel means exclude the diagonal."""
     m, n = real.shape[0], fake.shape[0]
@@ -86,21 +103,11 @@ class KID(InceptionMetric):
     def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
         real = self._gathered(self.real_features).double()
         fake = self._gathered(self.fake_features).double()
-        size = min(self.subset_size, real.shape[0], fake.shape[0])
-        if size < 2:
-            raise ValueError(f"KID needs at least 2 real and 2 generated samples, got {real.shape[0]} "
-                             f"and {fake.shape[0]}")
-        if size == real.shape[0] == fake.shape[0]:
-            # every subset would be the whole set: one estimate, no spread
-            score = unbiased_mmd2(real, fake)
-            return score, torch.zeros((), dtype=torch.float64)
-        generator = torch.Generator().manual_seed(self.seed)
-        scores = []
-        for _ in range(self.subsets):
-            pick_real = torch.randperm(real.shape[0], generator=generator)[:size]
-            pick_fake = torch.randperm(fake.shape[0], generator=generator)[:size]
-            scores.append(unbiased_mmd2(real[pick_real.to(real.device)], fake[pick_fake.to(fake.device)]))
-        scores = torch.stack(scores)
+        picks = subset_picks(real.shape[0], fake.shape[0], self.subset_size, self.subsets, self.seed)
+        if picks is None:       # every subset would be the whole set: one estimate, no spread
+            return unbiased_mmd2(real, fake), torch.zeros((), dtype=torch.float64)
+        scores = torch.stack([unbiased_mmd2(real[pick_real.to(real.device)], fake[pick_fake.to(fake.device)])
+                              for pick_real, pick_fake in picks])
         return scores.mean(), scores.std(unbiased=False)
 
     def summary(self) -> dict:
