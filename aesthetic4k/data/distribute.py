@@ -190,6 +190,10 @@ class RayDistributor:
         except BaseException:
             for ref in pending:
                 ray.cancel(ref, force=True)
+            # cancelling is asynchronous: wait until the killed tasks are gone, so that none of them
+            # is still writing (or leaves a temporary file) when a re-run cleans up and starts
+            if pending:
+                ray.wait(list(pending), num_returns=len(pending), timeout=30)
             raise
 
     def _get(self, ref, label: str):
