@@ -36,7 +36,7 @@ def test_sample_dataset_contents(cache):
     assert all(len(r.prompt.split()) >= 20 for r in records)
     for record in records:
         with Image.open(record.image_path) as image:
-            assert image.size == (256, 256) and image.format == "JPEG"
+            assert image.size == (256, 256) and image.format == "PNG"
     assert validate(dataset) == []
     info = json.loads((sample_folder(256) / "sample.json").read_text())
     assert info["smoke_test"] is True and info["name"] == "sample"
@@ -66,7 +66,7 @@ def test_sharp_images_beat_their_upscaled_copies():
 
 def test_cached_after_first_use_and_rerendered_when_damaged(cache, monkeypatch):
     folder = materialise_sample(256, progress=False)
-    image = folder / "images" / f"{SCENES[0].stem}.jpg"
+    image = folder / "images" / f"{SCENES[0].stem}.png"
     stamp = image.stat().st_mtime_ns
     monkeypatch.setattr("aesthetic4k.data.scenes.render_scene", lambda *a, **k: pytest.fail("re-rendered"))
     assert materialise_sample(256, progress=False) == folder and image.stat().st_mtime_ns == stamp
