@@ -188,6 +188,17 @@ def _expand(counts: np.ndarray):
     return owner, np.arange(int(counts.sum()), dtype=np.int64) - starts[owner]
 
 
+_BUFFERS: dict = {}
+
+
+def _owner_buffer(size: int) -> np.ndarray:
+    """A reusable all -1 int64 array (one image's worth): filling a fresh one per chunk costs more than drawing."""
+    if _BUFFERS.get("size") != size:
+        _BUFFERS.clear()
+        _BUFFERS.update(size=size, array=np.full(size, -1, np.int64))
+    return _BUFFERS["array"]
+
+
 def _composite(canvas: np.ndarray, ys, xs, owner, alpha, colours, shared: bool = False) -> None:
     """Blend samples into canvas: where shapes overlap, the one drawn last (highest owner) wins the pixel.
 
@@ -198,9 +209,10 @@ def _composite(canvas: np.ndarray, ys, xs, owner, alpha, colours, shared: bool =
     keep = (alpha > 0) & (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
     ys, xs, owner, alpha, colours = ys[keep], xs[keep], owner[keep], alpha[keep], colours[keep]
     pixel = ys * w + xs
-    top = np.full(h * w, -1, np.int64)
+    top = _owner_buffer(h * w)
     np.maximum.at(top, pixel, owner)                          # integer max: order-free
     win = top[pixel] == owner
+    top[pixel] = -1                                           # reset only what was touched
     pixel, alpha, colours = pixel[win], alpha[win], colours[win]
     if shared:
         best = np.zeros(h * w, np.float64)
@@ -353,8 +365,9 @@ def unit_coordinates(s: int):
 def lerp(a, b, t):
     """Blend colours/images a and b by t (H x W), broadcasting colours to images."""
     a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    return a + (b - a) * np.asarray(t, np.float64)[..., None]
+    out = np.subtract(np.asarray(b, np.float64), a)   # in place from here: same operations, less memory
+    out = np.multiply(out, np.asarray(t, np.float64)[..., None], out=out if out.ndim == 3 else None)
+    return np.add(out, a, out=out if out.shape == np.broadcast_shapes(out.shape, a.shape) else None)
 
 
 def add_grain(image: np.ndarray, rng: Stream, strength: float) -> np.ndarray:
