@@ -199,29 +199,29 @@ def _owner_buffer(size: int) -> np.ndarray:
     return _BUFFERS["array"]
 
 
-def _composite(canvas: np.ndarray, ys, xs, owner, alpha, colours, shared: bool = False) -> None:
+def _composite(canvas: np.ndarray, ys, xs, owner, alpha, colour_of, shared: bool = False) -> None:
     """Blend samples into canvas: where shapes overlap, the one drawn last (highest owner) wins the pixel.
 
+    ``colour_of(indices)``: the colours of those samples, asked for the winning samples only.
     ``shared``: an owner may have several samples on one pixel (the joints of a polyline, one colour);
     they count once, with their best coverage."""
     h, w = canvas.shape[:2]
     alpha = np.floor(alpha * 256.0 + 0.5) * (1.0 / 256.0)     # coverage in 1/256 steps
-    keep = (alpha > 0) & (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
-    ys, xs, owner, alpha, colours = ys[keep], xs[keep], owner[keep], alpha[keep], colours[keep]
-    pixel = ys * w + xs
+    index = np.flatnonzero((alpha > 0) & (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w))
+    pixel, owner, alpha = ys[index] * w + xs[index], owner[index], alpha[index]
     top = _owner_buffer(h * w)
     np.maximum.at(top, pixel, owner)                          # integer max: order-free
     win = top[pixel] == owner
     top[pixel] = -1                                           # reset only what was touched
-    pixel, alpha, colours = pixel[win], alpha[win], colours[win]
+    pixel, alpha, index = pixel[win], alpha[win], index[win]
     if shared:
         best = np.zeros(h * w, np.float64)
         np.maximum.at(best, pixel, alpha)                     # max is exact in any order
         pixel, unique = np.unique(pixel, return_index=True)
-        alpha, colours = best[pixel], colours[unique]
+        alpha, index = best[pixel], index[unique]
     alpha = alpha[:, None]
     flat = canvas.reshape(-1, canvas.shape[2])
-    flat[pixel] = flat[pixel] * (1.0 - alpha) + colours * alpha
+    flat[pixel] = flat[pixel] * (1.0 - alpha) + colour_of(index) * alpha
 
 
 def draw_segments(canvas: np.ndarray, starts: np.ndarray, ends: np.ndarray, colours: np.ndarray,
@@ -263,8 +263,9 @@ def draw_segments(canvas: np.ndarray, starts: np.ndarray, ends: np.ndarray, colo
         xs = np.where(s, minor, major).astype(np.int64)
         ys = np.where(s, major, minor).astype(np.int64)
         shape = np.zeros_like(owner) if joined else owner + first
-        _composite(canvas, ys.ravel(), xs.ravel(), shape.ravel(), coverage.ravel(), col[owner.ravel()],
-                   shared=joined)
+        owners = owner.ravel()
+        _composite(canvas, ys.ravel(), xs.ravel(), shape.ravel(), coverage.ravel(),
+                   lambda index, owners=owners, col=col: col[owners[index]], shared=joined)
 
 
 def draw_polyline(canvas, points, colour, width=1.0) -> None:
@@ -311,18 +312,26 @@ def draw_ellipses(canvas: np.ndarray, cx, cy, a, b, cos_t, sin_t, fill, edge=Non
         gradient = 2.0 * np.sqrt(ga * ga + gb * gb)
         distance = (f - 1.0) / np.maximum(gradient, 1e-9)      # signed, in pixels, >0 outside
         alpha = np.clip(0.5 - distance, 0.0, 1.0)
-        colour = fill[first:first + chunk][owner]
-        if core_fraction > 0:
-            core_distance = (np.sqrt(f) - core_fraction) * np.minimum(ea, eb)[owner]
-            t = np.clip(0.5 - core_distance, 0.0, 1.0)[:, None]
-            colour = colour + (core[first:first + chunk][owner] - colour) * t
-        if vein:
-            t = (np.clip(1.0 - np.abs(across), 0.0, 1.0) * (np.abs(along) < ea[owner]))[:, None]
-            colour = colour + (edge[first:first + chunk][owner] - colour) * t
-        if edge_width > 0:
-            t = np.clip(0.5 + edge_width + distance, 0.0, 1.0)[:, None]
-            colour = colour + (edge[first:first + chunk][owner] - colour) * t
-        _composite(canvas, y.astype(np.int64), x.astype(np.int64), owner + first, alpha, colour)
+        parts = (fill[first:first + chunk], edge[first:first + chunk], core[first:first + chunk],
+                 np.minimum(ea, eb), ea)
+
+        def colour_of(index, owner=owner, f=f, along=along, across=across, distance=distance, parts=parts):
+            fills, edges, cores, smaller, semi = parts
+            own = owner[index]
+            colour = fills[own]
+            if core_fraction > 0:
+                core_distance = (np.sqrt(f[index]) - core_fraction) * smaller[own]
+                t = np.clip(0.5 - core_distance, 0.0, 1.0)[:, None]
+                colour = colour + (cores[own] - colour) * t
+            if vein:
+                t = (np.clip(1.0 - np.abs(across[index]), 0.0, 1.0) * (np.abs(along[index]) < semi[own]))[:, None]
+                colour = colour + (edges[own] - colour) * t
+            if edge_width > 0:
+                t = np.clip(0.5 + edge_width + distance[index], 0.0, 1.0)[:, None]
+                colour = colour + (edges[own] - colour) * t
+            return colour
+
+        _composite(canvas, y.astype(np.int64), x.astype(np.int64), owner + first, alpha, colour_of)
 
 
 def fill_rectangles(mask: np.ndarray, x0, y0, size: float) -> None:
