@@ -56,9 +56,9 @@ class Stream:
     def normal(self, mean=0.0, sd=1.0, shape=None):
         """Approximately normal: the centred sum of the four 16-bit fields of one hash (Irwin-Hall),
         scaled to unit variance; the integer sum is exact."""
-        bits = self.bits(() if shape is None else shape)
-        mask = _U64(0xFFFF)
-        total = ((bits & mask) + ((bits >> _U64(16)) & mask) + ((bits >> _U64(32)) & mask) + (bits >> _U64(48)))
+        bits = np.ascontiguousarray(self.bits(() if shape is None else shape))
+        # the four 16-bit fields, summed as integers (exact; their order in memory does not matter)
+        total = bits.reshape(-1, 1).view(np.uint16).sum(axis=1, dtype=np.int64).reshape(bits.shape)
         z = (total.astype(np.float64) * (1.0 / 65536.0) - (2.0 - 2.0 / 65536.0)) * 1.7320508075688772
         z = mean + sd * z
         return float(z.reshape(-1)[0]) if shape is None else z
