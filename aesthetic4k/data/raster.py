@@ -247,24 +247,25 @@ def draw_segments(canvas: np.ndarray, starts: np.ndarray, ends: np.ndarray, colo
         owner, step = _expand(high - low + 1)
         major = low[owner] + step
         slope = dn / np.where(dm == 0, 1.0, dm)
-        along = np.clip(major - am[owner], np.minimum(0.0, dm[owner]), np.maximum(0.0, dm[owner]))
-        centre = np.floor(an[owner] + along * slope[owner] + 0.5)
+        length2 = dm * dm + dn * dn
+        # per step of the major axis: the segment's numbers, gathered once and broadcast over the minor offsets
+        am_s, an_s, dm_s, dn_s = am[owner], an[owner], dm[owner], dn[owner]
+        along = np.clip(major - am_s, np.minimum(0.0, dm_s), np.maximum(0.0, dm_s))
+        centre = np.floor(an_s + along * slope[owner] + 0.5)
         offsets = np.arange(-reach, reach + 1, dtype=np.float64)
         minor = centre[:, None] + offsets[None, :]
-        major = np.broadcast_to(major[:, None], minor.shape)
-        owner = np.broadcast_to(owner[:, None], minor.shape)
         # distance from the pixel centre to the segment
-        pm, pn = major - am[owner], minor - an[owner]
-        length2 = dm * dm + dn * dn
-        t = np.clip((pm * dm[owner] + pn * dn[owner]) / np.where(length2 == 0, 1.0, length2)[owner], 0.0, 1.0)
-        em, en = pm - t * dm[owner], pn - t * dn[owner]
+        pm, pn = (major - am_s)[:, None], minor - an_s[:, None]
+        dm_s, dn_s = dm_s[:, None], dn_s[:, None]
+        t = np.clip((pm * dm_s + pn * dn_s) / np.where(length2 == 0, 1.0, length2)[owner][:, None], 0.0, 1.0)
+        em, en = pm - t * dm_s, pn - t * dn_s
         coverage = np.clip(half + 0.5 - np.sqrt(em * em + en * en), 0.0, 1.0)
-        s = steep[owner]
-        xs = np.where(s, minor, major).astype(np.int64)
-        ys = np.where(s, major, minor).astype(np.int64)
-        shape = np.zeros_like(owner) if joined else owner + first
-        owners = owner.ravel()
-        _composite(canvas, ys.ravel(), xs.ravel(), shape.ravel(), coverage.ravel(),
+        s = steep[owner][:, None]
+        xs = np.where(s, minor, major[:, None]).astype(np.int64)
+        ys = np.where(s, major[:, None], minor).astype(np.int64)
+        owners = np.broadcast_to(owner[:, None], minor.shape).ravel()
+        shape = np.zeros_like(owners) if joined else owners + first
+        _composite(canvas, ys.ravel(), xs.ravel(), shape, coverage.ravel(),
                    lambda index, owners=owners, col=col: col[owners[index]], shared=joined)
 
 
