@@ -21,6 +21,8 @@ MIN_SIZE = 256
 SAMPLE_NOTE = ("aesthetic4k built-in sample: 8 procedurally rendered scenes for smoke tests. "
                "It is NOT the Aesthetic-4K benchmark; numbers measured on it are not comparable to published ones.")
 INFO_NAME = "sample.json"
+# lossless: the files decode to exactly the rendered pixels, whatever Pillow's or OpenCV's codec release
+IMAGE_SUFFIX = ".png"
 
 
 def sample_folder(size: int) -> Path:
@@ -34,7 +36,7 @@ def _complete(folder: Path) -> bool:
 
     if not (folder / INFO_NAME).is_file() or not (folder / METADATA_NAME).is_file():
         return False
-    return all((folder / "images" / f"{scene.stem}.jpg").is_file() for scene in SCENES)
+    return all((folder / "images" / f"{scene.stem}{IMAGE_SUFFIX}").is_file() for scene in SCENES)
 
 
 def _render_into(folder: Path, size: int, progress: bool) -> None:
@@ -50,11 +52,10 @@ def _render_into(folder: Path, size: int, progress: bool) -> None:
 
         scenes = tqdm(scenes, desc=f"rendering sample set at {size}px", unit="image", leave=False)
     for index, scene in scenes:
-        # JPEG q95 like the published references and like generated images (docs/protocol.md s2)
-        save_atomic(Image.fromarray(render_scene(index, size)), folder / "images" / f"{scene.stem}.jpg", quality=95)
-    write_metadata(folder / METADATA_NAME, [(f"images/{scene.stem}.jpg", scene.caption) for scene in SCENES])
+        save_atomic(Image.fromarray(render_scene(index, size)), folder / "images" / f"{scene.stem}{IMAGE_SUFFIX}")
+    write_metadata(folder / METADATA_NAME, [(f"images/{scene.stem}{IMAGE_SUFFIX}", scene.caption) for scene in SCENES])
     info = {"name": "sample", "smoke_test": True, "note": SAMPLE_NOTE, "size": size, "images": len(SCENES),
-            "renderer_version": RENDERER_VERSION, "seed": 0, "format": "JPEG quality 95"}
+            "renderer_version": RENDERER_VERSION, "seed": 0, "format": "PNG (lossless)"}
     (folder / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     (folder / "README.txt").write_text(SAMPLE_NOTE + "\n", encoding="utf-8")
 
