@@ -67,3 +67,26 @@ def differences(first: dict, second: dict) -> list[str]:
 
 def _shown(value) -> str:
     return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+
+
+def split_comparable(rows) -> tuple[list, list]:
+    """(ranked, apart) of results rows (``.settings``) that a leaderboard would rank together.
+
+    The reference protocol is the one most rows share (ties: the earliest in ``rows``); rows comparable
+    with it are ranked, the others go apart as (row, what differs). A row without recorded parts
+    (written before fingerprints) cannot be checked and is ranked as before.
+    """
+    recorded = [(row, recorded_parts(row.settings)) for row in rows]
+    known = [parts for _, parts in recorded if parts is not None]
+    if not known:
+        return list(rows), []
+    prints = [fingerprint(parts) for parts in known]
+    main = known[max(range(len(known)), key=lambda i: (prints.count(prints[i]), -prints.index(prints[i])))]
+    ranked, apart = [], []
+    for row, parts in recorded:
+        differing = differences(parts, main) if parts is not None else []
+        if differing:
+            apart.append((row, "; ".join(differing)))
+        else:
+            ranked.append(row)
+    return ranked, apart

@@ -118,3 +118,40 @@ def test_an_old_baseline_without_fingerprint_is_compared_with_a_note(runs, tmp_p
                   f"folder:{runs / 'base'}/none/256"]) == 1
     out = capsys.readouterr().out
     assert "the baseline carries no protocol fingerprint" in out and "falls back to the plain comparison" in out
+
+
+def test_leaderboard_ranks_one_protocol_and_shows_the_others_apart(runs, tmp_path):
+    from aesthetic4k.leaderboard import collect, render_markdown
+    from aesthetic4k.leaderboard_page import render_html
+
+    results = tmp_path / "results"
+    results.mkdir()
+    for name in ("base", "blurred"):
+        (results / f"{name}.csv").write_text((runs / f"{name}-plain.csv").read_text())
+    assert evaluate(["--no-progress", "--workers", "1", "--generator", "folder", "--images", str(runs / "mixed"),
+                     "--metrics", METRICS, "--cr-mode", "file", "--out", str(results / "file-mode.csv")]) == 0
+    collection = collect(results, None)
+    markdown = render_markdown(collection)
+    ranked, apart = markdown.split("under another protocol (not ranked with the table above)")
+    assert f"folder:{runs / 'base'}" in ranked and f"folder:{runs / 'blurred'}" in ranked
+    assert f"folder:{runs / 'mixed'}" not in ranked and f"folder:{runs / 'mixed'}" in apart
+    assert "cr_mode file vs jpeg95" in apart
+    base = next(r for r in collection.measured if r.generator.endswith("base"))
+    low, high = base.intervals["glcm_score"]
+    assert low <= base.values["glcm_score"] <= high and "the 95% interval of a seeded bootstrap" in ranked
+    html = render_html(collection)
+    assert "Measured under another protocol" in html and 'class="interval"' in html
+
+
+def test_leaderboard_takes_rows_without_fingerprint_or_intervals(tmp_path):
+    """The sample baselines predate both: they are ranked as before, with no interval shown."""
+    from pathlib import Path
+
+    from aesthetic4k.leaderboard import collect, render_markdown
+
+    shipped = Path(__file__).resolve().parents[1] / "leaderboards" / "results"
+    collection = collect(shipped, None)
+    assert collection.measured and not collection.problems
+    assert all(not r.intervals and not r.protocol for r in collection.measured)
+    markdown = render_markdown(collection)
+    assert "another protocol" not in markdown and "seeded bootstrap" not in markdown
