@@ -147,3 +147,13 @@ def test_interval_cells_round_outwards_at_four_digits():
     assert rounded(5.18349, ROUND_FLOOR) == 5.183 and rounded(5.18341, ROUND_CEILING) == 5.184
     assert rounded(-0.00431234, ROUND_FLOOR) == -0.004313 and rounded(-0.00431234, ROUND_CEILING) == -0.004312
     assert rounded(152.44, ROUND_CEILING) == 152.5 and rounded(0.0, ROUND_FLOOR) == 0.0
+
+
+def test_report_summary_cards_show_the_intervals():
+    from aesthetic4k.report.single import summary_section
+
+    html = summary_section({"generator": "g", "glcm_score": 0.5, "glcm_score_low": 0.4, "glcm_score_high": 0.61,
+                            "fid": 3.0, "fid_low": "", "fid_high": ""}, 6)
+    card = html.split('data-metric="glcm_score"')[1].split('data-metric="fid"')[0]
+    assert "[0.4, 0.61]" in card
+    assert "interval" not in html.split('data-metric="fid"')[1]       # no interval cells: no interval shown

@@ -72,6 +72,10 @@ class Outputs:
                                                   if getattr(config, name) is not None})
         named = [(config.out, "--out"), (config.per_image, "--per-image"), (config.report, "--report"),
                  (config.save_reference_stats, "--save-reference-stats")]
+        if config.per_image:
+            from aesthetic4k.evaluation.intervals import features_path
+
+            named.append((features_path(config.per_image), "--per-image's data file"))
         seen = {}
         for path, flag in named:
             if path is None:
@@ -84,8 +88,6 @@ class Outputs:
             results.check_writable(Path(config.out), "results")
             results.read_rows(config.out)          # an existing file must be a results file
         if config.per_image:
-            from aesthetic4k.evaluation.intervals import features_path
-
             results.check_writable(Path(config.per_image), "per-image CSV")
             results.check_writable(features_path(config.per_image), "per-image data")
         if config.save_reference_stats:
