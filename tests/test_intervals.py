@@ -48,7 +48,8 @@ def dataset(tmp_path):
 ALL = "glcm_score,compression_ratio,fid,kid,patch_fid,patch_kid"
 
 
-def test_every_metric_has_an_interval_around_its_value_and_reruns_are_identical(dataset, tmp_path, tiny_inception):
+def test_every_metric_has_an_interval_around_its_value_and_reruns_are_identical(dataset, tmp_path, tiny_inception,
+                                                                              capsys):
     root, generated = dataset
     out, per = tmp_path / "r.csv", tmp_path / "per.csv"
     args = ["--generator", "folder", "--images", generated, "--dataset", root, "--metrics", ALL, "--patch-count", "2",
@@ -74,6 +75,12 @@ def test_every_metric_has_an_interval_around_its_value_and_reruns_are_identical(
 
     assert run(*args, "--out", out, "--per-image", per) == 0
     assert out.read_text() == first                  # a re-run writes the same bytes
+
+    # a4k-check of the row against itself: the paired differences are exactly 0, for the FID family too
+    from aesthetic4k.cli.check import main as check
+
+    assert check([str(out), "--baseline", str(out)]) == 0
+    assert "paired bootstrap over the 6 images" in capsys.readouterr().out
 
     data = PerImageData.load(features_path(per))
     assert data.stems == [f"p{i}" for i in range(6)]
@@ -157,3 +164,25 @@ def test_report_summary_cards_show_the_intervals():
     card = html.split('data-metric="glcm_score"')[1].split('data-metric="fid"')[0]
     assert "[0.4, 0.61]" in card
     assert "interval" not in html.split('data-metric="fid"')[1]       # no interval cells: no interval shown
+
+
+def test_paired_differences_of_the_fid_family_tell_a_shift_from_nothing():
+    from aesthetic4k.evaluation.intervals import BootstrapSettings, paired_differences
+
+    rng = np.random.default_rng(1)
+    stems = [f"s{i:02d}" for i in range(16)]
+    reference = rng.normal(size=(16, 1, 12)).astype(np.float32)
+    generated = (reference + rng.normal(scale=0.3, size=reference.shape)).astype(np.float32)
+    how = {"kind": "frechet", "generated": "g", "reference": "r", "paired": True}
+
+    def data(features, order):
+        return PerImageData([stems[i] for i in order], {}, {"g": features[order], "r": reference[order]}, {"fid": how})
+
+    order = np.arange(16)
+    shuffled = rng.permutation(16)                     # matched by stem, whatever the file order
+    same = paired_differences(data(generated, order), data(generated, shuffled), ["fid"], BootstrapSettings(200))
+    assert same["fid"].defined and abs(same["fid"].low) < 1e-9 and abs(same["fid"].high) < 1e-9
+    moved = paired_differences(data(generated + 1.5, order), data(generated, shuffled), ["fid"], BootstrapSettings(200))
+    assert moved["fid"].excludes(0.0) and moved["fid"].low > 0
+    other = PerImageData([f"x{i}" for i in range(16)], {}, {"g": generated, "r": reference}, {"fid": how})
+    assert paired_differences(data(generated, order), other, ["fid"], BootstrapSettings(200)) is None

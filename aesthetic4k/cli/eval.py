@@ -223,7 +223,7 @@ def _summary(result, out, stream):
         print(f"  {info.title:18s} {info.arrow} {shown}", file=stream)
     bootstrap = json.loads(row.get("settings") or "{}").get("bootstrap") or {}
     if bootstrap.get("resamples"):
-        print(f"  [intervals]: {round(100 * bootstrap['level'])}% {bootstrap['method']} bootstrap over images, "
+        print(f"  [low, high]: {round(100 * bootstrap['level'])}% {bootstrap['method']} bootstrap over images, "
               f"{bootstrap['resamples']} resamples, seed {bootstrap['seed']}", file=stream)
     if row.get("status") and row["status"] != "ok":
         print(f"  status: {row['status']}", file=stream)
