@@ -19,8 +19,8 @@ from aesthetic4k.html_page import SORT_SCRIPT, escape, new_figure, page, svg_of,
 from aesthetic4k.leaderboard import (DEFAULT_OUT_DIR, DEFAULT_REPORTED, DEFAULT_RESULTS_DIR, MISSING,
                                      NOT_MEASURED_NOTE, NUMERICAL_NOISE, Collection, Group, best_per_paper,
                                      best_values, collect, display_date, display_value, groups_of, interval_text,
-                                     is_best, is_noise, latest_date, metric_columns, metric_heading, protocol_label, render_markdown,
-                                     reported_source, stated_protocol)
+                                     is_best, is_noise, latest_date, metric_columns, metric_heading, protocol_label,
+                                     render_markdown, reported_source, stated_protocol)
 from aesthetic4k.reported import NOT_MEASURED_HERE, metric_info
 from aesthetic4k.results_schema import ResultRow
 from aesthetic4k_metrics.registry import METRICS, PUBLISHED

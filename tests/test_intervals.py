@@ -145,7 +145,8 @@ def test_collected_data_does_not_depend_on_the_sharding():
     assert one.metrics == two.metrics and one.metrics["fid"]["paired"]
     for key in one.features:
         assert np.array_equal(one.features[key], two.features[key])
-    assert np.array_equal(one.features[one.metrics["fid"]["generated"]][:, 0], np.concatenate([features[s] for s in stems]))
+    kept = one.features[one.metrics["fid"]["generated"]][:, 0]
+    assert np.array_equal(kept, np.concatenate([features[s] for s in stems]))
 
 
 def test_interval_cells_round_outwards_at_four_digits():
@@ -186,3 +187,28 @@ def test_paired_differences_of_the_fid_family_tell_a_shift_from_nothing():
     assert moved["fid"].excludes(0.0) and moved["fid"].low > 0
     other = PerImageData([f"x{i}" for i in range(16)], {}, {"g": generated, "r": reference}, {"fid": how})
     assert paired_differences(data(generated, order), other, ["fid"], BootstrapSettings(200)) is None
+
+
+def test_report_comparison_cards_show_each_runs_interval():
+    from aesthetic4k.report.compare import summary_section
+
+    a = {"generator": "a", "dataset": "d", "size": 64, "glcm_score": 0.5, "glcm_score_low": 0.4,
+         "glcm_score_high": 0.6}
+    b = {"generator": "b", "dataset": "d", "size": 64, "glcm_score": 0.7}
+    html = summary_section(a, b, ("A: a", "B: b"), 3)
+    assert "A [0.4, 0.6]" in html and "B [" not in html
+
+
+def test_old_results_files_take_rows_with_intervals_and_keep_their_own(tmp_path):
+    from aesthetic4k.results import COLUMNS, upsert_row
+    from aesthetic4k.results_schema import load_results
+
+    old = tmp_path / "r.csv"
+    old.write_text("generator,dataset,size,n_images,glcm_score,status,settings,toolkit_version,date\n"
+                   "old,sample,64,3,0.5,ok,{},0.0.9,2025-01-01\n")
+    upsert_row(old, {"generator": "new", "dataset": "sample", "size": 64, "n_images": 3, "glcm_score": 0.6,
+                     "glcm_score_low": 0.55, "glcm_score_high": 0.65, "protocol": "0123456789ab", "settings": "{}"})
+    first, second = load_results(old)
+    assert not first.intervals and not first.protocol and first.values == {"glcm_score": 0.5}
+    assert second.intervals == {"glcm_score": (0.55, 0.65)} and second.protocol == "0123456789ab"
+    assert old.read_text().splitlines()[0].split(",")[:len(COLUMNS)] == COLUMNS

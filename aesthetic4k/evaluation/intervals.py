@@ -70,8 +70,14 @@ class BootstrapSettings:
         recorded = settings.get("bootstrap") if isinstance(settings, dict) else None
         if not isinstance(recorded, dict) or not recorded.get("resamples"):
             return cls()
-        return cls(int(recorded["resamples"]), int(recorded.get("seed", bootstrap.DEFAULT_SEED)),
-                   float(recorded.get("level", bootstrap.DEFAULT_LEVEL)), str(recorded.get("method", METHOD)))
+        try:
+            chosen = cls(int(recorded["resamples"]), int(recorded.get("seed", bootstrap.DEFAULT_SEED)),
+                         float(recorded.get("level", bootstrap.DEFAULT_LEVEL)), str(recorded.get("method", METHOD)))
+        except (TypeError, ValueError):
+            return cls()                        # a hand-edited entry: the defaults, not a traceback
+        usable = (chosen.resamples > 0 and chosen.seed >= 0 and 0 < chosen.level < 1
+                  and chosen.method in bootstrap.METHODS)
+        return chosen if usable else cls()
 
 
 # ---------------------------------------------------------------- during the run
@@ -89,6 +95,8 @@ class FeatureKeeper:
     def keep(self, items, real: dict | None) -> None:
         """A batch as added to the metrics; ``real``: its paired references (digest -> list in item order)."""
         wanted = set(self.digests.values())
+        if not wanted:
+            return
         for index, item in enumerate(items):
             self.generated[item.stem] = {d: _array(item.features[d]) for d in wanted if d in item.features}
             if real:
@@ -189,8 +197,10 @@ class PerImageData:
             needed = ([name] if how.get("kind") == "mean" else ["raw_bytes", "jpeg_bytes"]
                       if how.get("kind") == "ratio" else [])
             keys = [how.get("generated"), how.get("reference")] if how.get("kind") in ("frechet", "kid") else []
+            sizes_wrong = any(k in features and features[k].shape[0] != len(stems)
+                              for k in keys[:1 + bool(how.get("paired"))])
             if any(v not in values or len(values[v]) != len(stems) for v in needed) or \
-                    any(k not in features for k in keys):
+                    any(k not in features for k in keys) or sizes_wrong:
                 raise UserError(f"{path}: per-image data for {name} is incomplete; write it again with a4k-eval")
         return data
 
