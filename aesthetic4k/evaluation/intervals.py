@@ -281,8 +281,9 @@ def small_set_notes(data: PerImageData, intervals: dict, row: dict) -> list[str]
 
 
 def add_intervals(row: dict, run_settings: dict, notes: list, rows: list, metrics: dict, network, ranks,
-                  settings: BootstrapSettings):
-    """Put the intervals (and the bootstrap settings) into a finished row on rank 0; returns the per-image data.
+                  settings: BootstrapSettings, per_image=None):
+    """Put the intervals (and the bootstrap settings) into a finished row on rank 0; returns the per-image data
+    (None on the other ranks). With ``per_image`` (--per-image FILE) the row names the file it is saved to.
 
     A collective: every process calls it (each sends its kept features to rank 0).
     """
@@ -292,6 +293,10 @@ def add_intervals(row: dict, run_settings: dict, notes: list, rows: list, metric
     kid_settings = {name: {"subsets": m.subsets, "subset_size": m.subset_size, "seed": m.seed}
                     for name, m in metrics.items() if name in KERNEL}
     data = collect(rows, metrics, network, parts, kid_settings)
+    if per_image:
+        from aesthetic4k.evaluation.sources import display
+
+        run_settings["per_image_data"] = display(features_path(per_image))
     if settings.resamples <= 0:
         run_settings["bootstrap"] = {"resamples": 0}
         return data

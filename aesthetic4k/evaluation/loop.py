@@ -23,7 +23,7 @@ from aesthetic4k import __version__
 from aesthetic4k.errors import MetricUnavailable, UserError, WeightUnavailable
 from aesthetic4k.evaluation.config import EvalConfig, RunResult
 from aesthetic4k.evaluation.features import FileFeatures, GeneratedFeatures
-from aesthetic4k.evaluation.intervals import add_intervals, features_path
+from aesthetic4k.evaluation.intervals import add_intervals
 from aesthetic4k.evaluation.outputs import check_images_out
 from aesthetic4k.evaluation.ranks import Ranks, setup_ranks
 from aesthetic4k.evaluation.scoring import DetailScoring, NetworkScoring
@@ -336,9 +336,7 @@ class Run:
             run_settings.update(metric.provenance())
         run_settings["versions"] = _versions(metrics, source)
         per_image_data = add_intervals(row, run_settings, self.notes, rows, metrics, network, self.ranks,
-                                       config.bootstrap)
-        if config.per_image and per_image_data is not None:
-            run_settings["per_image_data"] = display(features_path(config.per_image))
+                                       config.bootstrap, config.per_image)
         stamp(row, run_settings)                     # the protocol fingerprint, after every setting is known
         row["status"] = "; ".join(self.notes) if self.notes else "ok"
         row["settings"] = json.dumps(run_settings, sort_keys=True, default=str)
