@@ -72,21 +72,25 @@ def _shown(value) -> str:
 def split_comparable(rows) -> tuple[list, list]:
     """(ranked, apart) of results rows (``.settings``) that a leaderboard would rank together.
 
-    The reference protocol is the one most rows share (ties: the earliest in ``rows``); rows comparable
-    with it are ranked, the others go apart as (row, what differs). A row without recorded parts
-    (written before fingerprints) cannot be checked and is ranked as before.
+    The reference is the row comparable with the most rows (ties: the earliest in ``rows``); the others
+    join it in their order while they agree with every part of the rows ranked so far (comparability
+    is not transitive: patch_count 4 and 8 both agree with a row without patch metrics), else they go
+    apart as (row, what differs). Ranked rows keep their order. A row without recorded parts (written
+    before fingerprints) cannot be checked and is ranked as before.
     """
     recorded = [(row, recorded_parts(row.settings)) for row in rows]
-    known = [parts for _, parts in recorded if parts is not None]
+    known = [index for index, (_, parts) in enumerate(recorded) if parts is not None]
     if not known:
         return list(rows), []
-    prints = [fingerprint(parts) for parts in known]
-    main = known[max(range(len(known)), key=lambda i: (prints.count(prints[i]), -prints.index(prints[i])))]
-    ranked, apart = [], []
-    for row, parts in recorded:
-        differing = differences(parts, main) if parts is not None else []
+    reach = [sum(not differences(recorded[i][1], recorded[j][1]) for j in known) for i in known]
+    first = known[reach.index(max(reach))]
+    merged = dict(recorded[first][1])          # every part of the ranked rows, which all agree
+    apart = {}
+    for index in known:
+        differing = differences(recorded[index][1], merged)
         if differing:
-            apart.append((row, "; ".join(differing)))
+            apart[index] = "; ".join(differing)
         else:
-            ranked.append(row)
-    return ranked, apart
+            merged.update(recorded[index][1])
+    return ([row for index, (row, _) in enumerate(recorded) if index not in apart],
+            [(recorded[index][0], text) for index, text in sorted(apart.items())])

@@ -155,3 +155,24 @@ def test_leaderboard_takes_rows_without_fingerprint_or_intervals(tmp_path):
     assert all(not r.intervals and not r.protocol for r in collection.measured)
     markdown = render_markdown(collection)
     assert "another protocol" not in markdown and "seeded bootstrap" not in markdown
+
+
+def test_comparable_rows_are_those_agreeing_on_every_part_both_have():
+    from types import SimpleNamespace
+
+    from aesthetic4k.protocol import differences, fingerprint, split_comparable
+
+    def row(**parts):
+        return SimpleNamespace(settings={"protocol": parts})
+
+    plain = row(n_images="195", fid_protocol="paper")
+    patches = row(n_images="195", fid_protocol="paper", patch_count=8)        # ran patch-FID too: comparable
+    patches_4 = row(n_images="195", fid_protocol="paper", patch_count=4)
+    clean = row(n_images="195", fid_protocol="clean")
+    old = SimpleNamespace(settings={})
+    assert fingerprint(plain.settings["protocol"]) != fingerprint(patches.settings["protocol"])
+    assert differences(patches.settings["protocol"], patches_4.settings["protocol"]) == ["patch_count 8 vs 4"]
+    ranked, apart = split_comparable([clean, plain, patches, old])
+    assert ranked == [plain, patches, old] and apart == [(clean, "fid_protocol clean vs paper")]
+    ranked, apart = split_comparable([patches_4, plain, patches])       # plain reaches all three
+    assert ranked == [patches_4, plain] and apart == [(patches, "patch_count 8 vs 4")]
