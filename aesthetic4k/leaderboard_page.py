@@ -165,7 +165,8 @@ def _details(row: ResultRow, folded) -> str:
         if any(name in NOT_MEASURED_HERE for name in row.values):
             items.append(("note", NOT_MEASURED_NOTE))
     else:
-        items = [("protocol", protocol_label(row.settings)), ("toolkit", row.toolkit_version),
+        items = [("protocol", protocol_label(row.settings)), ("protocol fingerprint", row.protocol),
+                 ("toolkit", row.toolkit_version),
                  ("date", display_date(row.date)), ("status", row.status), ("results file", row.path)]
     return ("<dl>" + "".join(values) + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in items if v)
             + "</dl>")

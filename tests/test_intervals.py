@@ -73,8 +73,10 @@ def test_every_metric_has_an_interval_around_its_value_and_reruns_are_identical(
     assert float(row["glcm_score_high"]) == pytest.approx(high, rel=1e-3)
     assert float(row["glcm_score_low"]) <= low and float(row["glcm_score_high"]) >= high
 
+    saved = features_path(per).read_bytes()
     assert run(*args, "--out", out, "--per-image", per) == 0
     assert out.read_text() == first                  # a re-run writes the same bytes
+    assert features_path(per).read_bytes() == saved
 
     # a4k-check of the row against itself: the paired differences are exactly 0, for the FID family too
     from aesthetic4k.cli.check import main as check

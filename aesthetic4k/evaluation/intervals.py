@@ -167,12 +167,19 @@ class PerImageData:
     # -- the file beside --per-image
 
     def save(self, path: Path) -> None:
-        arrays = {f"value__{k}": v for k, v in self.values.items()}
-        arrays.update({f"features__{k}": np.ascontiguousarray(v, np.float32) for k, v in self.features.items()})
+        """An .npz (np.load reads it) whose bytes depend on the data only: entries in a fixed order, fixed dates."""
+        import io
+        import zipfile
+
         meta = {"format": FORMAT, "version": 1, "metrics": self.metrics}
-        with open(path, "wb") as handle:
-            np.savez(handle, meta=np.array(json.dumps(meta, sort_keys=True)),
-                     stems=np.array(self.stems, dtype=str), **arrays)
+        arrays = {"meta": np.array(json.dumps(meta, sort_keys=True)), "stems": np.array(self.stems, dtype=str)}
+        arrays.update({f"value__{k}": v for k, v in sorted(self.values.items())})
+        arrays.update({f"features__{k}": np.ascontiguousarray(v, np.float32) for k, v in sorted(self.features.items())})
+        with open(path, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
+            for name, array in arrays.items():
+                buffer = io.BytesIO()
+                np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=False)
+                archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue())
 
     @classmethod
     def load(cls, path: Path) -> "PerImageData":
