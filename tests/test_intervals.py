@@ -117,6 +117,9 @@ def test_bad_bootstrap_flags_are_one_line(tmp_path, capsys):
     assert main(["--generator", "folder", "--images", str(tmp_path), "--bootstrap", "-1", "--out",
                  str(tmp_path / "r.csv")]) == 2
     assert "--bootstrap must be at least 0" in capsys.readouterr().err
+    assert main(["--generator", "folder", "--images", str(tmp_path), "--bootstrap", "1000000", "--out",
+                 str(tmp_path / "r.csv")]) == 2
+    assert "--bootstrap must be at most 100000" in capsys.readouterr().err
 
 
 def test_collected_data_does_not_depend_on_the_sharding():

@@ -108,7 +108,7 @@ def build_parser() -> Parser:
                      help="open_clip model under the aesthetic head (default ViT-L-14, the published one)")
     met.add_argument("--aesthetics-precision", choices=["fp16", "fp32"],
                      help="Aesthetics CLIP precision (default: fp16 on CUDA as upstream, fp32 on the CPU)")
-    met.add_argument("--bootstrap", type=_positive("--bootstrap", 0), default=DEFAULT_RESAMPLES, metavar="N",
+    met.add_argument("--bootstrap", type=_positive("--bootstrap", 0, 100_000), default=DEFAULT_RESAMPLES, metavar="N",
                      help=f"resamples of the seeded bootstrap over images behind every metric's 95%% interval "
                           f"(<metric>_low/_high; default {DEFAULT_RESAMPLES}, 0: no intervals)")
     met.add_argument("--bootstrap-seed", type=_positive("--bootstrap-seed", 0), default=DEFAULT_SEED, metavar="SEED",
