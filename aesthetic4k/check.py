@@ -202,11 +202,12 @@ def per_image_data(row: ResultRow):
     recorded = row.settings.get("per_image_data") if isinstance(row.settings, dict) else None
     if not isinstance(recorded, str) or not recorded:
         return None, f"{row.key} ({row.path}) has no per-image data (a4k-eval --per-image FILE keeps it)"
-    path = Path(recorded)
-    if not path.is_absolute() and not path.is_file():
-        path = Path(row.path).parent / recorded          # a relative path, from beside the results file
-    if not path.is_file():
+    beside = Path(row.path).parent
+    # as written (from the current folder), then from the results file's folder, then by name beside it
+    found = [path for path in (Path(recorded), beside / recorded, beside / Path(recorded).name) if path.is_file()]
+    if not found:
         return None, f"{row.key}: its per-image data {recorded} is not there"
+    path = found[0]
     return PerImageData.load(path), None
 
 

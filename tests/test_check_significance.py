@@ -176,3 +176,19 @@ def test_comparable_rows_are_those_agreeing_on_every_part_both_have():
     assert ranked == [plain, patches, old] and apart == [(clean, "fid_protocol clean vs paper")]
     ranked, apart = split_comparable([patches_4, plain, patches])       # plain reaches all three
     assert ranked == [patches_4, plain] and apart == [(patches, "patch_count 8 vs 4")]
+
+
+def test_per_image_data_moved_with_its_results_file_is_found_by_name(runs, tmp_path, capsys):
+    for name in ("mixed", "base"):
+        (tmp_path / f"{name}.csv").write_text((runs / f"{name}.csv").read_text())
+        (tmp_path / f"{name}-per.features.npz").write_bytes((runs / f"{name}-per.features.npz").read_bytes())
+    moved = {name: runs / f"{name}-per.features.npz" for name in ("mixed", "base")}
+    for path in moved.values():
+        path.rename(path.with_suffix(".away"))
+    try:
+        assert check([str(tmp_path / "mixed.csv"), "--baseline", str(tmp_path / "base.csv"), "--baseline-row",
+                      f"folder:{runs / 'base'}/none/256"]) == 0
+        assert "paired bootstrap over the 12 images" in capsys.readouterr().out
+    finally:
+        for path in moved.values():
+            path.with_suffix(".away").rename(path)
