@@ -6,7 +6,9 @@ protocol; ``aesthetic4k.reported``; it ships with the package as ``aesthetic4k.p
 so outside a checkout the papers' rows are still shown). Measured and reported rows are never
 mixed in one table, so nobody mistakes a number from a paper for one this toolkit produced; reported rows whose protocol
 differs from the toolkit's (or is not stated) get a table of their own with the difference named,
-and a reported number is only ever ranked against rows of the same paper. Rows of the built-in
+and a reported number is only ever ranked against rows of the same paper. Measured rows are ranked
+only with rows of the same protocol (aesthetic4k.protocol); the others follow, unranked, with what
+differs. Measured values carry their bootstrap interval when the row has one. Rows of the built-in
 sample set (a smoke test, not a benchmark) get their own sections after the benchmarks and never
 share a plot with them. The output depends on the input files only (no clock, fixed plot ids), so a
 change to the README is a reviewable diff.
