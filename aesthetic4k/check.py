@@ -1,9 +1,15 @@
-"""``a4k-check``: did a run get worse than its baseline, beyond a tolerance, on any metric?
+"""``a4k-check``: did a run get worse than its baseline, beyond noise and tolerance, on any metric?
 
 Each metric is judged in its own direction (``aesthetic4k_metrics.registry``): a lower GLCM Score is worse, a
-lower FID is better. "Worse by" is the change in the bad direction; a regression is a metric worse
-by more than its tolerance. Tolerances are absolute (``glcm_score=0.01``) or relative to the
-baseline value (``fid=2%``); a metric without one must not get worse at all.
+lower FID is better. "Worse by" is the change in the bad direction. When both rows point to their
+per-image data (a4k-eval --per-image) over the same images, each difference gets the interval of a
+paired bootstrap over those images (the same resamples for both runs): worse with an interval that
+includes 0 is "worse, within noise"; a regression is worse with the interval excluding 0, and by more
+than the metric's tolerance. Without per-image data the check falls back to the plain comparison (a
+regression is worse by more than the tolerance). Tolerances are absolute (``glcm_score=0.01``) or
+relative to the baseline value (``fid=2%``); a metric without one must not get worse at all.
+
+Rows measured under different protocols (aesthetic4k.protocol) are refused, naming what differs.
 """
 from __future__ import annotations
 
@@ -12,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aesthetic4k.errors import UserError
+from aesthetic4k.protocol import differences, recorded_parts
 from aesthetic4k.results_schema import ResultRow, load_results
 from aesthetic4k_metrics.errors import did_you_mean
 from aesthetic4k_metrics.registry import METRICS, parse_metric_list
 
 BETTER, SAME, WITHIN, REGRESSION = "better", "same", "worse, within tolerance", "REGRESSION"
+NOISE = "worse, within noise"    # worse, but the interval of the paired difference includes 0
 MISSING = "MISSING"      # a metric the baseline row has and the current row lacks: fails unless allowed
 
 
@@ -79,6 +87,7 @@ class Comparison:
     current: float
     baseline: float
     tolerance: Tolerance
+    interval: object = None        # aesthetic4k_metrics.bootstrap.Interval of current - baseline, when resampled
 
     @property
     def difference(self) -> float:
@@ -95,6 +104,8 @@ class Comparison:
             return SAME
         if self.worse_by < 0:
             return BETTER
+        if self.interval is not None and self.interval.defined and not self.interval.excludes(0.0):
+            return NOISE
         return WITHIN if self.worse_by <= self.tolerance.allowed(self.baseline) else REGRESSION
 
 
@@ -104,6 +115,7 @@ class RowCheck:
     baseline: ResultRow
     comparisons: tuple
     skipped: tuple = ()        # baseline metrics the current row has no value for (MISSING: not compared)
+    notes: tuple = ()          # how the differences were judged (paired bootstrap or plain), protocol notes
 
     @property
     def regressions(self) -> list[Comparison]:
@@ -164,7 +176,8 @@ def compare(current: ResultRow, baseline: ResultRow, metrics: list[str] | None,
     """Compare the chosen metrics (default: every metric the baseline row has).
 
     A chosen metric the baseline lacks is an error; one the current row lacks is put in ``skipped``
-    (the caller fails the check on it unless missing metrics are allowed).
+    (the caller fails the check on it unless missing metrics are allowed). Each difference gets its
+    paired bootstrap interval when both rows have per-image data over the same images.
     """
     names = [m for m in METRICS if m in baseline.values] if metrics is None else list(metrics)
     for name in names:
@@ -174,9 +187,66 @@ def compare(current: ResultRow, baseline: ResultRow, metrics: list[str] | None,
                             "re-run that metric or leave it out with --metrics")
     if not names:
         raise UserError(f"{baseline.where}: baseline row {baseline.key} has no metric value to compare")
+    compared = [name for name in names if name in current.values]
+    intervals, notes = paired_intervals(current, baseline, compared)
+    notes = protocol_notes(current, baseline) + notes
     comparisons = tuple(Comparison(name, current.values[name], baseline.values[name],
-                                   tolerances.get(name, NO_TOLERANCE)) for name in names if name in current.values)
-    return RowCheck(current, baseline, comparisons, tuple(n for n in names if n not in current.values))
+                                   tolerances.get(name, NO_TOLERANCE), intervals.get(name)) for name in compared)
+    return RowCheck(current, baseline, comparisons, tuple(n for n in names if n not in current.values), tuple(notes))
+
+
+def per_image_data(row: ResultRow):
+    """(PerImageData, None) from the file the row's settings name, or (None, why not)."""
+    from aesthetic4k.evaluation.intervals import PerImageData
+
+    recorded = row.settings.get("per_image_data") if isinstance(row.settings, dict) else None
+    if not isinstance(recorded, str) or not recorded:
+        return None, f"{row.key} ({row.path}) has no per-image data (a4k-eval --per-image FILE keeps it)"
+    beside = Path(row.path).parent
+    # as written (from the current folder), then from the results file's folder, then by name beside it
+    found = [path for path in (Path(recorded), beside / recorded, beside / Path(recorded).name) if path.is_file()]
+    if not found:
+        return None, f"{row.key}: its per-image data {recorded} is not there"
+    path = found[0]
+    return PerImageData.load(path), None
+
+
+def paired_intervals(current: ResultRow, baseline: ResultRow, names: list[str]) -> tuple[dict, list[str]]:
+    """(metric -> Interval of the difference, [the line saying how differences were judged])."""
+    from aesthetic4k.evaluation.intervals import BootstrapSettings, paired_differences
+
+    fallback = "falls back to the plain comparison (no significance)"
+    now, why = per_image_data(current)
+    before, why_before = per_image_data(baseline) if now is not None else (None, None)
+    if now is None or before is None:
+        return {}, [f"{why or why_before}: {fallback}"]
+    settings = BootstrapSettings.of(current.settings)
+    if settings.resamples <= 0:
+        settings = BootstrapSettings()
+    intervals = paired_differences(now, before, names, settings)
+    if intervals is None:
+        common = len(set(now.stems) & set(before.stems))
+        return {}, [f"the runs cover different images ({now.n} and {before.n}, {common} in common by stem): {fallback}"]
+    plain = [name for name in names if name not in intervals]
+    line = (f"differences judged by a paired bootstrap over the {now.n} images both runs cover "
+            f"({round(100 * settings.level)}% {settings.method} interval, {settings.resamples} resamples, "
+            f"seed {settings.seed})")
+    return intervals, [line + (f"; plain comparison for {', '.join(plain)} (no per-image data)" if plain else "")]
+
+
+def protocol_notes(current: ResultRow, baseline: ResultRow) -> list[str]:
+    """Raise for rows measured differently; a note when a row carries no fingerprint to check."""
+    now, before = recorded_parts(current.settings), recorded_parts(baseline.settings)
+    if now is not None and before is not None:
+        differing = differences(now, before)
+        if differing:
+            raise UserError(f"{current.key} (protocol {current.protocol or '?'}) and baseline {baseline.key} "
+                            f"(protocol {baseline.protocol or '?'}) were measured differently: "
+                            f"{'; '.join(differing)}; refusing to compare them")
+        return []
+    without = [label for label, parts in (("the run", now), ("the baseline", before)) if parts is None]
+    return [f"{' and '.join(without)} carries no protocol fingerprint (written by an older a4k-eval): "
+            "compared without checking that both were measured the same way"]
 
 
 def run_check(results, baseline, tolerance: str | None = None, metrics: str | None = None,
@@ -190,6 +260,12 @@ def run_check(results, baseline, tolerance: str | None = None, metrics: str | No
     return [compare(cur, base, names, tolerances) for cur, base in pairs]
 
 
+def _interval(c: Comparison) -> str:
+    if c.interval is None or not c.interval.defined:
+        return "-"
+    return f"[{c.interval.low:+.3g}, {c.interval.high:+.3g}]"
+
+
 def _number(value: float) -> str:
     return f"{value:.6g}"
 
@@ -197,21 +273,22 @@ def _number(value: float) -> str:
 def format_report(checks: list[RowCheck]) -> str:
     """Plain-text tables, one per compared row."""
     blocks = []
-    header = ["metric", "better", "current", "baseline", "difference", "tolerance", "verdict"]
+    header = ["metric", "better", "current", "baseline", "difference", "interval", "tolerance", "verdict"]
     for check in checks:
         title = f"{check.current.key} ({check.current.path})  vs  baseline {check.baseline.key} ({check.baseline.path})"
         rows = [header]
         for c in check.comparisons:
             info = METRICS[c.metric]
             rows.append([c.metric, info.better, _number(c.current),
-                         _number(c.baseline), f"{c.difference:+.4g}", str(c.tolerance), c.verdict])
+                         _number(c.baseline), f"{c.difference:+.4g}", _interval(c), str(c.tolerance), c.verdict])
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         lines = [title]
         for index, r in enumerate(rows):
-            lines.append("  ".join(cell.rjust(w) if 2 <= i <= 5 else cell.ljust(w)
+            lines.append("  ".join(cell.rjust(w) if 2 <= i <= 6 else cell.ljust(w)
                                    for i, (cell, w) in enumerate(zip(r, widths))).rstrip())
             if index == 0:
                 lines.append("  ".join("-" * w for w in widths))
+        lines += list(check.notes)
         if check.skipped:
             lines.append(f"{MISSING}, not compared (no value in the current row): {', '.join(check.skipped)}"
                          + (f" (status: {check.current.status})" if check.current.status not in ("", "ok") else ""))
@@ -226,13 +303,14 @@ def format_markdown(checks: list[RowCheck]) -> str:
     lines = []
     for check in checks:
         lines += [f"### a4k-check: `{check.current.key}` vs baseline `{check.baseline.key}`", "",
-                  "| Metric | Current | Baseline | Difference | Tolerance | Verdict |",
-                  "|---|---:|---:|---:|---:|---|"]
+                  "| Metric | Current | Baseline | Difference | Interval of the difference | Tolerance | Verdict |",
+                  "|---|---:|---:|---:|---:|---:|---|"]
         for c in check.comparisons:
             info = METRICS[c.metric]
             verdict = f"**{c.verdict}**" if c.verdict == REGRESSION else c.verdict
             lines.append(f"| {info.label} | {_number(c.current)} | "
-                         f"{_number(c.baseline)} | {c.difference:+.4g} | {c.tolerance} | {verdict} |")
+                         f"{_number(c.baseline)} | {c.difference:+.4g} | {_interval(c)} | {c.tolerance} | {verdict} |")
+        lines += ([""] + list(check.notes)) if check.notes else []
         if check.skipped:
             lines.append(f"\n**{MISSING}**, not compared (no value in the current row): {', '.join(check.skipped)}")
         if check.regressions and check.version_changes:

@@ -6,7 +6,9 @@ protocol; ``aesthetic4k.reported``; it ships with the package as ``aesthetic4k.p
 so outside a checkout the papers' rows are still shown). Measured and reported rows are never
 mixed in one table, so nobody mistakes a number from a paper for one this toolkit produced; reported rows whose protocol
 differs from the toolkit's (or is not stated) get a table of their own with the difference named,
-and a reported number is only ever ranked against rows of the same paper. Rows of the built-in
+and a reported number is only ever ranked against rows of the same paper. Measured rows are ranked
+only with rows of the same protocol (aesthetic4k.protocol); the others follow, unranked, with what
+differs. Measured values carry their bootstrap interval when the row has one. Rows of the built-in
 sample set (a smoke test, not a benchmark) get their own sections after the benchmarks and never
 share a plot with them. The output depends on the input files only (no clock, fixed plot ids), so a
 change to the README is a reviewable diff.
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aesthetic4k.errors import UserError
+from aesthetic4k.protocol import split_comparable
 from aesthetic4k.reported import COLUMNS as REPORTED_COLUMNS  # noqa: F401 (the reported.csv columns, by their old name)
 from aesthetic4k.reported import NOT_MEASURED_HERE, NOT_MEASURED_MARK, NOT_STATED, load_reported, metric_info
 from aesthetic4k.results_schema import ResultRow, load_results
@@ -51,8 +54,9 @@ class Group:
 
     dataset: str
     size: int
-    measured: tuple
+    measured: tuple                  # measured rows ranked together: one protocol (aesthetic4k.protocol)
     reported: tuple
+    measured_apart: tuple = ()       # (row, what differs): measured under another protocol, not ranked with them
 
     @property
     def comparable(self) -> tuple:
@@ -156,7 +160,8 @@ def groups_of(collection: Collection) -> list[Group]:
                           key=_score_order)
         reported = sorted((r for r in collection.reported if (r.dataset, r.size) == (dataset, size)),
                           key=_reported_order)
-        groups.append(Group(dataset, size, tuple(measured), tuple(reported)))
+        ranked, apart = split_comparable(measured)
+        groups.append(Group(dataset, size, tuple(ranked), tuple(reported), tuple(apart)))
     return groups
 
 
@@ -198,6 +203,14 @@ def display_value(row: ResultRow, name: str) -> str:
         return NOISE_SHOWN_AS
     # Reported numbers keep the digits the paper printed ("31.50"), measured ones are rounded.
     return row.texts[name] if row.source else format_number(row.values[name])
+
+
+def interval_text(row: ResultRow, name: str) -> str:
+    """A measured value's 95% bootstrap interval, "[low, high]", or "" for a row without one."""
+    if name not in row.intervals:
+        return ""
+    low, high = row.intervals[name]
+    return f"[{format_number(low)}, {format_number(high)}]"
 
 
 def best_values(rows, names) -> dict[str, float]:
@@ -281,6 +294,8 @@ def _md_metric_cells(row, names, best, notes) -> list[str]:
         text = display_value(row, name)
         if is_best(row, name, best):
             text = f"**{text}**"
+        if interval_text(row, name):
+            text += f" {interval_text(row, name)}"
         elif name in row.values and is_noise(name, row.values[name]):
             text += "†"
             notes.append(f"- † {row.generator}: {metric_info(name).title} is {row.values[name]!r} in its results "
@@ -335,12 +350,17 @@ def render_markdown(collection: Collection) -> str:
             lines += _md_table(header, align, rows)
             if notes:
                 lines += [""] + notes
+            if any(r.intervals for r in group.measured):
+                lines += ["", INTERVAL_NOTE]
             status = [f"- {r.generator}: {r.status}" for r in group.measured if r.status not in ("", "ok")]
             if status:
                 lines += ["", "Status of the runs (metrics that did not run, notes):", ""] + status
         else:
             lines += ["No measured results yet."]
         lines.append("")
+        if group.measured_apart:
+            lines += ["### Measured by this toolkit under another protocol (not ranked with the table above)", ""]
+            lines += _md_apart_table(group.measured_apart, names, collection.reports) + [""]
         if group.comparable:
             lines += ["### Reported in papers, same protocol as this toolkit (not measured by this toolkit)", ""]
             lines += _md_comparable_table(group.comparable, names) + [""]
@@ -351,6 +371,18 @@ def render_markdown(collection: Collection) -> str:
             for arxiv in dict.fromkeys(r.arxiv for r in group.apart):
                 lines += _md_paper_table([r for r in group.apart if r.arxiv == arxiv]) + [""]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+INTERVAL_NOTE = ("[low, high]: the 95% interval of a seeded bootstrap over the run's images (the same resamples "
+                 "for every metric), the size of the number's sample noise.")
+
+
+def _md_apart_table(apart, names, reports) -> list[str]:
+    """Measured rows of another protocol: each with what differs from the ranked rows' protocol, unranked."""
+    header = ["Generator", "Images"] + [metric_heading(n) for n in names] + ["Differs from the ranked rows"]
+    body = [[_md_generator(r, reports), "" if r.n_images is None else str(r.n_images)]
+            + _md_metric_cells(r, names, {}, []) + [differs] for r, differs in apart]
+    return _md_table(header, ["l", "r"] + ["r"] * len(names) + ["l"], body)
 
 
 def reported_source(row) -> str:

@@ -18,15 +18,16 @@ from aesthetic4k.errors import UserError
 from aesthetic4k.html_page import SORT_SCRIPT, escape, new_figure, page, svg_of, write_page
 from aesthetic4k.leaderboard import (DEFAULT_OUT_DIR, DEFAULT_REPORTED, DEFAULT_RESULTS_DIR, MISSING,
                                      NOT_MEASURED_NOTE, NUMERICAL_NOISE, Collection, Group, best_per_paper,
-                                     best_values, collect, display_date, display_value, groups_of, is_best, is_noise,
-                                     latest_date, metric_columns, metric_heading, protocol_label, render_markdown,
-                                     reported_source, stated_protocol)
+                                     best_values, collect, display_date, display_value, groups_of, interval_text,
+                                     is_best, is_noise, latest_date, metric_columns, metric_heading, protocol_label,
+                                     render_markdown, reported_source, stated_protocol)
 from aesthetic4k.reported import NOT_MEASURED_HERE, metric_info
 from aesthetic4k.results_schema import ResultRow
 from aesthetic4k_metrics.registry import METRICS, PUBLISHED
 
 STYLE = """
 table.board { table-layout: auto; }
+table.board small.interval { color: #6b7280; font-size: 11px; white-space: nowrap; }
 table.board td, table.board th { padding: 6px 8px; }
 table.board thead th { white-space: normal; vertical-align: bottom; line-height: 1.25; }
 table.board tbody tr.main td { height: 36px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
@@ -139,7 +140,10 @@ def _metric_cell(row: ResultRow, name: str, best: dict, column: str) -> str:
                 f'(between -{NUMERICAL_NOISE[name]} and 0 for a metric that cannot be negative)">'
                 f"{escape(display_value(row, name))}</td>")
     best_class = " best" if is_best(row, name, best) else ""
-    return f'<td class="num{best_class}"{column} data-value="{value!r}">{escape(display_value(row, name))}</td>'
+    interval = interval_text(row, name)
+    shown = escape(display_value(row, name)) + (f' <small class="interval" title="95% bootstrap interval over '
+                                                f'images">{escape(interval)}</small>' if interval else "")
+    return f'<td class="num{best_class}"{column} data-value="{value!r}">{shown}</td>'
 
 
 def _details(row: ResultRow, folded) -> str:
@@ -161,7 +165,8 @@ def _details(row: ResultRow, folded) -> str:
         if any(name in NOT_MEASURED_HERE for name in row.values):
             items.append(("note", NOT_MEASURED_NOTE))
     else:
-        items = [("protocol", protocol_label(row.settings)), ("toolkit", row.toolkit_version),
+        items = [("protocol", protocol_label(row.settings)), ("protocol fingerprint", row.protocol),
+                 ("toolkit", row.toolkit_version),
                  ("date", display_date(row.date)), ("status", row.status), ("results file", row.path)]
     return ("<dl>" + "".join(values) + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in items if v)
             + "</dl>")
@@ -260,6 +265,17 @@ def render_html(collection: Collection) -> str:
                      + _table("results", blocks, names, links) + "</section>")
     else:
         parts.append('<section><h2>Benchmark results</h2><p class="note">No benchmark results yet.</p></section>')
+    measured_apart = [g for g in groups if g.measured_apart]
+    if measured_apart:
+        names = metric_columns([r for g in measured_apart for r, _ in g.measured_apart])
+        blocks = [(g, tuple(r for r, _ in g.measured_apart), lambda row: {}) for g in measured_apart]
+        listed = "".join(f"<li>{escape(g.title)}, {escape(r.generator)}: {escape(differs)}</li>"
+                         for g in measured_apart for r, differs in g.measured_apart)
+        parts.append('<section><h2>Measured under another protocol</h2><p class="note">Rows measured by this '
+                     "toolkit with settings that change the numbers by definition (protocol fingerprint), "
+                     "compared with the rows ranked above; they are not ranked with them. What differs:</p>"
+                     f'<ul class="note">{listed}</ul>'
+                     + _table("measured-apart", blocks, names, links) + "</section>")
     apart = [g for g in benchmark if g.apart]
     if apart:
         names = metric_columns([r for g in apart for r in g.apart])

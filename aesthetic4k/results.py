@@ -17,14 +17,23 @@ from pathlib import Path
 from aesthetic4k.atomic import atomic_path
 from aesthetic4k.errors import UserError
 from aesthetic4k_metrics.file_kinds import named_output, open_regular, output_problem
-from aesthetic4k_metrics.registry import PUBLISHED, result_columns
+from aesthetic4k_metrics.registry import METRICS, PUBLISHED, result_columns
 
 KEY_COLUMNS = ["generator", "dataset", "size"]
 # The columns docs/design.md promises, in this order, first in every file; then the extras.
 CORE_COLUMNS = KEY_COLUMNS + ["n_images"] + PUBLISHED
 EXTRA_COLUMNS = [c for c in result_columns() if c not in CORE_COLUMNS]
 INFO_COLUMNS = ["status", "settings", "toolkit_version", "date"]
-COLUMNS = CORE_COLUMNS + EXTRA_COLUMNS + INFO_COLUMNS
+PROTOCOL_COLUMN = "protocol"    # the protocol fingerprint (aesthetic4k.protocol): rows with equal ones compare
+
+
+def interval_columns(name: str) -> tuple[str, str]:
+    """The cells of a metric's bootstrap interval (aesthetic4k.evaluation.intervals)."""
+    return f"{name}_low", f"{name}_high"
+
+
+INTERVAL_COLUMNS = [column for name in dict.fromkeys(PUBLISHED + list(METRICS)) for column in interval_columns(name)]
+COLUMNS = CORE_COLUMNS + EXTRA_COLUMNS + INTERVAL_COLUMNS + [PROTOCOL_COLUMN] + INFO_COLUMNS
 LOCK_WAIT_NOTICE = 2.0   # seconds before saying that another run holds the lock
 
 

@@ -31,6 +31,8 @@ class ResultRow:
     toolkit_version: str = ""
     date: str = ""
     source: str = ""                                # where a reported (not measured) number comes from
+    intervals: dict = field(default_factory=dict)   # metric name -> (low, high): its bootstrap interval, if written
+    protocol: str = ""                              # the protocol fingerprint (aesthetic4k.protocol), if written
     path: str = ""
     line: int = 0
 
@@ -85,7 +87,7 @@ def measured_columns() -> list[str]:
 
 def load_results(path, allowed_columns=None, what: str = "results file") -> list[ResultRow]:
     """Read and validate a results file; raises ``UserError`` on the first problem found."""
-    from aesthetic4k.results import KEY_COLUMNS, read_rows
+    from aesthetic4k.results import KEY_COLUMNS, PROTOCOL_COLUMN, interval_columns, read_rows
 
     path = Path(path)
     if not path.exists():
@@ -121,6 +123,12 @@ def load_results(path, allowed_columns=None, what: str = "results file") -> list
                 if value is not None:
                     values[name] = value
                     texts[name] = cells[name].strip()
+        intervals = {}
+        for name in values:
+            low, high = (parse_metric_cell(cells.get(column, ""), f"{where}: {column}")
+                         for column in interval_columns(name))
+            if low is not None and high is not None:
+                intervals[name] = (low, high)
         n_images = None
         if (cells.get("n_images") or "").strip():
             try:
@@ -137,7 +145,7 @@ def load_results(path, allowed_columns=None, what: str = "results file") -> list
             values=values, texts=texts, n_images=n_images, status=(cells.get("status") or "").strip(),
             settings=settings, toolkit_version=(cells.get("toolkit_version") or "").strip(),
             date=(cells.get("date") or "").strip(), source=(cells.get("source") or "").strip(),
-            path=str(path), line=line)
+            intervals=intervals, protocol=(cells.get(PROTOCOL_COLUMN) or "").strip(), path=str(path), line=line)
         identity = (row.key, row.source)
         if identity in first_line:
             raise UserError(f"{where}: {row.key} already on line {first_line[identity]}; "

@@ -136,6 +136,9 @@ def test_two_processes_with_one_image_on_a_rank_give_the_network_metrics(tmp_pat
     # the near-zero eigenvalues of a 3-image covariance lift that to ~1e-9 (a4k-check ignores < 1e-5)
     for column in ("fid", "kid", "kid_std"):
         assert one[column] and float(two[column]) == pytest.approx(float(one[column]), rel=1e-6, abs=1e-12), column
+    # the intervals come from rank 0's bootstrap on the gathered per-image features, in stem order
+    for column in ("fid_low", "fid_high", "kid_low", "kid_high"):
+        assert one[column] and two[column] == one[column], column
 
 
 def test_tiny_diffusers_pipeline_end_to_end(tmp_path):

@@ -126,6 +126,8 @@ def test_folder_against_folder_statistics_and_json(dataset, tmp_path, tiny_incep
     assert row["dataset"] == "none" and float(row["fid"]) > 1e-2
     expected = aesthetic4k_metrics.compute_fid(blurred, real, size=SIZE, feature=str(tiny_inception))
     assert float(row["fid"]) == pytest.approx(expected, rel=1e-7)
+    for name in ("fid", "kid", "patch_fid"):          # intervals with the reference folder held fixed
+        assert float(row[f"{name}_low"]) <= float(row[name]) <= float(row[f"{name}_high"]), name
     capsys.readouterr()
 
     out2 = tmp_path / "r2.csv"
@@ -134,7 +136,9 @@ def test_folder_against_folder_statistics_and_json(dataset, tmp_path, tiny_incep
     captured = capsys.readouterr()
     reply = json.loads(captured.out)
     assert reply["row"]["fid"] == pytest.approx(float(row["fid"]), rel=1e-7)
-    assert reply["row"]["settings"]["fid_protocol"] == "paper" and "fid/kid/patch_fid" in reply["notes"][-1]
+    assert reply["row"]["fid_low"] == float(row["fid_low"])      # the saved statistics hold the same features
+    assert reply["row"]["settings"]["fid_protocol"] == "paper"
+    assert any("fid/kid/patch_fid" in note for note in reply["notes"])
     assert "blurred" in captured.err                          # the human summary moved to stderr
 
     # statistics saved at another size, protocol or patch recipe are refused with the reason

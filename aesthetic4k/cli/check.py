@@ -14,9 +14,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compare the rows of RESULTS (written by a4k-eval) with the rows of the same "
                     "generator/dataset/size in a baseline results file, honouring each metric's direction "
                     "(GLCM Score, CLIPScore, Aesthetics: higher is better; Compression Ratio, FID: lower is "
-                    "better). Exit status: 0 nothing regressed beyond its tolerance, 1 something did or "
+                    "better). Exit status: 0 nothing regressed beyond noise and tolerance, 1 something did or "
                     "a metric of the baseline row has no value in the run (unless --allow-missing), "
-                    "2 bad input.")
+                    "2 bad input or rows measured under different protocols. With per-image data for both "
+                    "rows (a4k-eval --per-image) over the same images, each difference is judged by a paired "
+                    "bootstrap: worse with an interval that includes 0 is 'worse, within noise'.")
     parser.add_argument("results", metavar="RESULTS", help="results.csv of the run to check")
     parser.add_argument("--baseline", required=True, metavar="FILE", help="results.csv holding the baseline row(s)")
     parser.add_argument("--tolerance", metavar="LIST",
@@ -42,7 +44,7 @@ def main(argv=None) -> int:
 
 
 def _check(args) -> int:
-    from aesthetic4k.check import MISSING, REGRESSION, format_markdown, format_report, run_check
+    from aesthetic4k.check import MISSING, NOISE, REGRESSION, format_markdown, format_report, run_check
 
     checks = run_check(args.results, args.baseline, args.tolerance, args.metrics, args.row, args.baseline_row)
     missing = [(check.current.key, metric) for check in checks for metric in check.skipped]
@@ -64,7 +66,9 @@ def _check(args) -> int:
               "check (--allow-missing lists it as not compared instead)")
     if regressions or (missing and not args.allow_missing):
         return 1
-    print(f"\na4k-check: OK, no regression ({compared} metric value(s) compared)")
+    noise = sum(c.verdict == NOISE for check in checks for c in check.comparisons)
+    within = f", {noise} worse within noise" if noise else ""
+    print(f"\na4k-check: OK, no regression ({compared} metric value(s) compared{within})")
     return 0
 
 

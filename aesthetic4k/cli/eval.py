@@ -37,6 +37,7 @@ def _positive(name: str, minimum: int = 1, maximum: int | None = None, why: str 
 def build_parser() -> Parser:
     import argparse
 
+    from aesthetic4k_metrics.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
     from aesthetic4k_metrics.image_input import JPEG_MAX_SIDE
 
     p = Parser(prog=PROG, description=__doc__.split(":", 1)[1].strip(), epilog=EXAMPLES,
@@ -107,6 +108,11 @@ def build_parser() -> Parser:
                      help="open_clip model under the aesthetic head (default ViT-L-14, the published one)")
     met.add_argument("--aesthetics-precision", choices=["fp16", "fp32"],
                      help="Aesthetics CLIP precision (default: fp16 on CUDA as upstream, fp32 on the CPU)")
+    met.add_argument("--bootstrap", type=_positive("--bootstrap", 0, 100_000), default=DEFAULT_RESAMPLES, metavar="N",
+                     help=f"resamples of the seeded bootstrap over images behind every metric's 95%% interval "
+                          f"(<metric>_low/_high; default {DEFAULT_RESAMPLES}, 0: no intervals)")
+    met.add_argument("--bootstrap-seed", type=_positive("--bootstrap-seed", 0), default=DEFAULT_SEED, metavar="SEED",
+                     help=f"seed of the bootstrap's resamples (default {DEFAULT_SEED})")
     met.add_argument("--weights", action="append", metavar="NAME=PATH",
                      help="explicit weight file, e.g. inception=/w/inception.pt (names: --list-weights)")
     met.add_argument("--allow-download", action="store_true",
@@ -172,6 +178,7 @@ def _weights(args) -> dict:
 def _config(args):
     from aesthetic4k.errors import UserError
     from aesthetic4k.evaluation import EvalConfig
+    from aesthetic4k.evaluation.intervals import BootstrapSettings
     from aesthetic4k.generators.base import GeneratorOptions
     from aesthetic4k_metrics.registry import parse_metric_list
 
@@ -193,10 +200,14 @@ def _config(args):
                       per_image=args.per_image, images_out=args.images_out, skip_bad=args.skip_bad,
                       from_files=args.from_files, report=args.report, reference=args.reference,
                       save_reference_stats=args.save_reference_stats, progress=not args.no_progress,
-                      generator_options=generator_options, metric_settings=_metric_settings(args))
+                      generator_options=generator_options, metric_settings=_metric_settings(args),
+                      bootstrap=BootstrapSettings(resamples=args.bootstrap, seed=args.bootstrap_seed))
 
 
 def _summary(result, out, stream):
+    import json
+
+    from aesthetic4k.results import interval_columns
     from aesthetic4k_metrics.registry import METRICS
 
     row = result.row
@@ -206,7 +217,14 @@ def _summary(result, out, stream):
         if value is None or value == "" or value != value:
             continue
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        low, high = (row.get(column) for column in interval_columns(name))
+        if isinstance(low, float) and isinstance(high, float) and low == low and high == high:
+            shown += f"  [{low:.4g}, {high:.4g}]"
         print(f"  {info.title:18s} {info.arrow} {shown}", file=stream)
+    bootstrap = json.loads(row.get("settings") or "{}").get("bootstrap") or {}
+    if bootstrap.get("resamples"):
+        print(f"  [low, high]: {round(100 * bootstrap['level'])}% {bootstrap['method']} bootstrap over images, "
+              f"{bootstrap['resamples']} resamples, seed {bootstrap['seed']}", file=stream)
     if row.get("status") and row["status"] != "ok":
         print(f"  status: {row['status']}", file=stream)
     if out:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from aesthetic4k.evaluation.intervals import BootstrapSettings
 from aesthetic4k.generators.base import GeneratorOptions
 from aesthetic4k_metrics.settings import MetricSettings
 
@@ -30,6 +31,7 @@ class EvalConfig:
     progress: bool = True
     generator_options: GeneratorOptions = field(default_factory=GeneratorOptions)
     metric_settings: MetricSettings = field(default_factory=MetricSettings)
+    bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)   # the row's intervals
 
 
 @dataclass
@@ -42,3 +44,4 @@ class RunResult:
     notes: list = field(default_factory=list)     # short notes (the status column)
     hints: list = field(default_factory=list)     # longer advice, printed once on stderr
     reference_stats: Optional[object] = None      # aesthetic4k_metrics.reference_stats.ReferenceStats to save
+    per_image_data: Optional[object] = None       # evaluation.intervals.PerImageData, saved beside --per-image

@@ -23,11 +23,13 @@ from aesthetic4k import __version__
 from aesthetic4k.errors import MetricUnavailable, UserError, WeightUnavailable
 from aesthetic4k.evaluation.config import EvalConfig, RunResult
 from aesthetic4k.evaluation.features import FileFeatures, GeneratedFeatures
+from aesthetic4k.evaluation.intervals import add_intervals
 from aesthetic4k.evaluation.outputs import check_images_out
 from aesthetic4k.evaluation.ranks import Ranks, setup_ranks
 from aesthetic4k.evaluation.scoring import DetailScoring, NetworkScoring
 from aesthetic4k.evaluation.sources import FolderImages, GeneratedImages, Skipped, display, open_source
 from aesthetic4k.generators.base import GeneratorHandle
+from aesthetic4k.protocol import stamp
 from aesthetic4k.results_schema import MIXED
 from aesthetic4k_metrics import weights
 from aesthetic4k_metrics.cache import cache_root
@@ -333,13 +335,17 @@ class Run:
             row.update(metric.summary())
             run_settings.update(metric.provenance())
         run_settings["versions"] = _versions(metrics, source)
+        per_image_data = add_intervals(row, run_settings, self.notes, rows, metrics, network, self.ranks,
+                                       config.bootstrap, config.per_image)
+        stamp(row, run_settings)                     # the protocol fingerprint, after every setting is known
         row["status"] = "; ".join(self.notes) if self.notes else "ok"
         row["settings"] = json.dumps(run_settings, sort_keys=True, default=str)
         row["toolkit_version"] = __version__
         row["date"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
         stats = self._reference_stats(network, reference) if config.save_reference_stats else None
         return RunResult(row=row, per_image=rows, settings=run_settings, image_dir=source.image_dir,
-                         skipped=skipped, notes=list(self.notes), hints=list(self.hints), reference_stats=stats)
+                         skipped=skipped, notes=list(self.notes), hints=list(self.hints), reference_stats=stats,
+                         per_image_data=per_image_data)
 
     def _skip_notes(self, skipped: list[Skipped]) -> None:
         bad = [s for s in skipped if s.kind == "bad"]

@@ -72,6 +72,10 @@ class Outputs:
                                                   if getattr(config, name) is not None})
         named = [(config.out, "--out"), (config.per_image, "--per-image"), (config.report, "--report"),
                  (config.save_reference_stats, "--save-reference-stats")]
+        if config.per_image:
+            from aesthetic4k.evaluation.intervals import features_path
+
+            named.append((features_path(config.per_image), "--per-image's data file"))
         seen = {}
         for path, flag in named:
             if path is None:
@@ -85,6 +89,7 @@ class Outputs:
             results.read_rows(config.out)          # an existing file must be a results file
         if config.per_image:
             results.check_writable(Path(config.per_image), "per-image CSV")
+            results.check_writable(features_path(config.per_image), "per-image data")
         if config.save_reference_stats:
             results.check_writable(Path(config.save_reference_stats), "statistics")
         if config.report:
@@ -112,6 +117,12 @@ class Outputs:
                 final = Path(config.per_image)
                 staged.append((_temporary(final), final))
                 results.write_csv(staged[-1][0], per_image_columns(), per_image_rows(result), format_cells=True)
+                if result.per_image_data is not None:       # what a4k-check resamples, beside the CSV
+                    from aesthetic4k.evaluation.intervals import features_path
+
+                    data = features_path(final)
+                    staged.append((_temporary(data), data))
+                    result.per_image_data.save(staged[-1][0])
             if config.save_reference_stats:
                 final = Path(config.save_reference_stats)
                 staged.append((_temporary(final), final))

@@ -17,6 +17,7 @@ import numpy as np
 
 from aesthetic4k.errors import ImageError, UserError
 from aesthetic4k.evaluation.features import FileFeatures, GeneratedFeatures, recipe_digest
+from aesthetic4k.evaluation.intervals import FeatureKeeper
 from aesthetic4k.evaluation.sources import Item, display
 from aesthetic4k_metrics.parallel import ordered_map
 from aesthetic4k_metrics.registry import METRICS
@@ -79,6 +80,7 @@ class NetworkScoring:
         self.keep_reference_features = keep_reference_features
         self._sha: dict = {}                          # image path -> sha256 of the saved JPEG
         self.workers = workers                        # threads that decode and prepare images
+        self.kept = FeatureKeeper(self.digests)       # per-image features for the row's bootstrap intervals
 
     def _reference_digests(self) -> list[str]:
         return list(dict.fromkeys(self.digests[n] for n in self.metrics if "reference" in METRICS[n].needs))
@@ -197,10 +199,14 @@ class NetworkScoring:
         """An unpaired real side: every image of a folder, added to the reference metrics once."""
         for start in range(0, len(files), batch):
             chunk = [Item(path.stem, None, path, path) for path in files[start:start + batch]]
-            self._add_real(self.reference_features(chunk))
+            real = self.reference_features(chunk)
+            self._add_real(real)
+            self.kept.keep_fixed(real)
             progress(len(chunk))
 
     def add_reference_stats(self, stats) -> None:
+        recipes = {digest: extractor.feature_recipe() for digest, extractor in self.extractors.items()}
+        self.kept.keep_stats(stats, recipes)
         for name, metric in self.metrics.items():
             if "reference" in METRICS[name].needs:
                 metric.add_reference(stats)
@@ -223,8 +229,11 @@ class NetworkScoring:
 
         if not items:
             return
+        real = None
         if self.paired_reference and self._reference_digests():
-            self._add_real(self.reference_features(items))
+            real = self.reference_features(items)
+            self._add_real(real)
+        self.kept.keep(items, real)
         for name, metric in self.metrics.items():
             features = torch.cat([item.features[self.digests[name]] for item in items])
             needs = METRICS[name].needs

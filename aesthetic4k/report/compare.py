@@ -51,8 +51,13 @@ def summary_section(row_a: dict, row_b: dict, labels, n_images: int) -> str:
             continue
         shown = " · ".join(f"{'–' if v is None else f'{v:.4g}'} <small>{n}</small>" for v, n in zip((a, b), RUN_NAMES))
         css, text = verdict(name, a, b) if a is not None and b is not None else ("", "one run only")
+        intervals = [(n, parts.row_interval(row, name)) for n, row in zip(RUN_NAMES, (row_a, row_b))]
+        ranges = " · ".join(f"{n} [{i[0]:.4g}, {i[1]:.4g}]" for n, i in intervals if i)
+        ranges = (f'<div class="interval" title="each run\'s 95% bootstrap interval over images (a4k-check '
+                  f'judges the difference by a paired bootstrap)">{ranges}</div>' if ranges else "")
         tiles.append(f'<div class="tile" data-metric="{name}"><div class="label">{escape(METRICS[name].label)}</div>'
-                     f'<div class="value">{shown}</div><div class="hint verdict {css}">{escape(text)}</div></div>')
+                     f'<div class="value">{shown}</div>{ranges}<div class="hint verdict {css}">{escape(text)}</div>'
+                     "</div>")
     facts = [("A", labels[0].split(": ", 1)[1]), ("B", labels[1].split(": ", 1)[1]),
              ("dataset", row_a.get("dataset")), ("size", row_a.get("size")), ("images compared", n_images),
              ("status A", parts.status_line(row_a)), ("status B", parts.status_line(row_b))]

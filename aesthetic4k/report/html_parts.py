@@ -72,10 +72,21 @@ def metric_header(name: str, prefix: str = "") -> str:
             f"{escape(prefix)}{escape(info.label)}</th>")
 
 
-def metric_tile(name: str, value: float) -> str:
+def metric_tile(name: str, value: float, interval: tuple | None = None) -> str:
+    """A metric's summary card; ``interval``: its (low, high) bootstrap interval, shown under the value."""
     info = METRICS[name]
+    shown = (f'<div class="interval" title="95% bootstrap interval over images">[{interval[0]:.4g}, '
+             f'{interval[1]:.4g}]</div>' if interval else "")
     return (f'<div class="tile" data-metric="{name}"><div class="label">{escape(info.label)}</div>'
-            f'<div class="value">{value:.4g}</div><div class="hint">{info.better} is better</div></div>')
+            f'<div class="value">{value:.4g}</div>{shown}<div class="hint">{info.better} is better</div></div>')
+
+
+def row_interval(row: dict, name: str) -> tuple | None:
+    """(low, high) of a metric from its results cells, or None when the row has no interval for it."""
+    from aesthetic4k.results import interval_columns
+
+    low, high = (number(row.get(column)) for column in interval_columns(name))
+    return None if low is None or high is None else (low, high)
 
 
 def status_notes(row: dict) -> list[str]:
@@ -189,6 +200,7 @@ REPORT_STYLE = """
 .tile .value { font-size: 24px; font-weight: 650; font-variant-numeric: tabular-nums; }
 .tile .value small { font-size: 13px; color: var(--muted); font-weight: 500; }
 .tile .hint { color: var(--muted); font-size: 11px; }
+.tile .interval { color: var(--muted); font-size: 12px; font-variant-numeric: tabular-nums; }
 .tile .verdict.better { color: var(--good); } .tile .verdict.worse { color: var(--bad); }
 p.facts { margin: 12px 0 0; color: var(--muted); }
 p.facts b { color: var(--ink); font-weight: 600; }

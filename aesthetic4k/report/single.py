@@ -49,7 +49,7 @@ def histograms_svg(per_image, names) -> str:
 
 
 def summary_section(row: dict, n_images: int) -> str:
-    tiles = [parts.metric_tile(name, value) for name in METRICS
+    tiles = [parts.metric_tile(name, value, parts.row_interval(row, name)) for name in METRICS
              if (value := parts.number(row.get(name))) is not None]
     facts = [("generator", row.get("generator")), ("dataset", row.get("dataset")), ("size", row.get("size")),
              ("images", row.get("n_images") or n_images), ("date", row.get("date")),
