@@ -144,14 +144,23 @@ def test_leaderboard_ranks_one_protocol_and_shows_the_others_apart(runs, tmp_pat
 
 
 def test_leaderboard_takes_rows_without_fingerprint_or_intervals(tmp_path):
-    """The sample baselines predate both: they are ranked as before, with no interval shown."""
+    """Rows written before intervals and fingerprints existed are ranked as before, with no interval shown."""
+    import csv
     from pathlib import Path
 
     from aesthetic4k.leaderboard import collect, render_markdown
 
-    shipped = Path(__file__).resolve().parents[1] / "leaderboards" / "results"
-    collection = collect(shipped, None)
-    assert collection.measured and not collection.problems
+    shipped = Path(__file__).resolve().parents[1] / "leaderboards" / "results" / "sample-baselines.csv"
+    with open(shipped, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    old_columns = [c for c in rows[0] if c != "protocol" and not c.endswith(("_low", "_high"))]
+    (tmp_path / "results").mkdir()
+    with open(tmp_path / "results" / "old.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, old_columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    collection = collect(tmp_path / "results", None)
+    assert len(collection.measured) == 2 and not collection.problems
     assert all(not r.intervals and not r.protocol for r in collection.measured)
     markdown = render_markdown(collection)
     assert "another protocol" not in markdown and "seeded bootstrap" not in markdown

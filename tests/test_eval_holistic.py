@@ -67,7 +67,7 @@ def test_fid_family_against_a_dataset_folder(dataset, tmp_path, tiny_inception):
     assert float(blur["fid"]) > 1e-2 and float(blur["patch_fid"]) > 1e-2     # the tiny network's scale
     settings = json.loads(exact["settings"])
     assert settings["fid_protocol"] == "paper"
-    assert "mostly measures the set size" in exact["status"]
+    assert "fid: " in exact["status"] and "feature dimensions: unstable" in exact["status"]
     assert f"--size {SIZE * 2} sets only the FID resize" in blur["status"] and blur["size"] == str(SIZE)
 
 
@@ -138,7 +138,7 @@ def test_folder_against_folder_statistics_and_json(dataset, tmp_path, tiny_incep
     assert reply["row"]["fid"] == pytest.approx(float(row["fid"]), rel=1e-7)
     assert reply["row"]["fid_low"] == float(row["fid_low"])      # the saved statistics hold the same features
     assert reply["row"]["settings"]["fid_protocol"] == "paper"
-    assert any("fid/kid/patch_fid" in note for note in reply["notes"])
+    assert any(note.startswith("fid: ") and "feature dimensions: unstable" in note for note in reply["notes"])
     assert "blurred" in captured.err                          # the human summary moved to stderr
 
     # statistics saved at another size, protocol or patch recipe are refused with the reason

@@ -258,32 +258,41 @@ def _number(value) -> float:
     return math.nan if value is None or value == "" else float(value)
 
 
-def interval_cells(data: PerImageData, settings: BootstrapSettings) -> tuple[dict, dict]:
-    """(results cells ``<metric>_low/_high``, the Interval of each metric) on one set of resamples."""
+def interval_cells(data: PerImageData, settings: BootstrapSettings, row: dict) -> tuple[dict, dict]:
+    """(results cells ``<metric>_low/_high``, the Interval of each metric) on one set of resamples.
+
+    Each interval is placed around the row's own value: the bootstrap's fast FID path and the row's full
+    matrix square root differ by rounding noise (1e-5 relative, or -0.0002 against 0 on identical sets),
+    and an interval must contain the number it is printed beside.
+    """
     intervals = bootstrap.row_intervals(data.statistics(), settings.resamples, settings.seed, settings.level,
                                         settings.method)
     cells = {}
     for name, interval in intervals.items():
         low, high = interval_columns(name)
-        cells[low] = rounded(interval.low, ROUND_FLOOR) if interval.defined else math.nan
-        cells[high] = rounded(interval.high, ROUND_CEILING) if interval.defined else math.nan
+        offset = _number(row.get(name)) - interval.estimate
+        defined = interval.defined and math.isfinite(offset)
+        cells[low] = rounded(interval.low + offset, ROUND_FLOOR) if defined else math.nan
+        cells[high] = rounded(interval.high + offset, ROUND_CEILING) if defined else math.nan
     return cells, intervals
 
 
 def small_set_notes(data: PerImageData, intervals: dict, row: dict) -> list[str]:
-    """FID below its feature dimension mostly measures N: say so, with the width of its interval."""
+    """FID below its feature dimension mostly measures N: say so, with the width of its interval when it has one."""
     notes = []
     for name in FRECHET:
-        interval, how = intervals.get(name), data.metrics.get(name)
-        if interval is None or how is None or not interval.defined:
+        how = data.metrics.get(name)
+        if how is None:
             continue
         _, crops, dim = data.features[how["generated"]].shape
         if data.n * crops < dim:
-            value = row.get(name)
-            share = f", {100 * interval.width / abs(value):.0f}% of its value" if value else ""
             samples = f"{data.n} images" + (f" x {crops} crops" if crops > 1 else "")
-            notes.append(f"{name}: {samples}, fewer than its {dim} feature dimensions: unstable, "
-                         f"{round(100 * interval.level)}% interval {interval.width:.3g} wide{share}")
+            note = f"{name}: {samples}, fewer than its {dim} feature dimensions: unstable"
+            interval, value = intervals.get(name), row.get(name)
+            if interval is not None and interval.defined:
+                share = f", {100 * interval.width / abs(value):.0f}% of its value" if value else ""
+                note += f", {round(100 * interval.level)}% interval {interval.width:.3g} wide{share}"
+            notes.append(note)
     return notes
 
 
@@ -306,8 +315,9 @@ def add_intervals(row: dict, run_settings: dict, notes: list, rows: list, metric
         run_settings["per_image_data"] = display(features_path(per_image))
     if settings.resamples <= 0:
         run_settings["bootstrap"] = {"resamples": 0}
+        notes.extend(small_set_notes(data, {}, row))
         return data
-    cells, intervals = interval_cells(data, settings)
+    cells, intervals = interval_cells(data, settings, row)
     row.update(cells)
     run_settings["bootstrap"] = settings.record()
     notes.extend(small_set_notes(data, intervals, row))

@@ -36,7 +36,6 @@ from aesthetic4k_metrics.cache import cache_root
 from aesthetic4k_metrics.registry import FILE, METRICS, PUBLISHED
 from aesthetic4k_metrics.settings import resolve_device
 
-SMALL_SET = 100  # below this FID/KID mostly measure the sample size (Aesthetic-Eval@4096 has 195)
 DEFAULT_SIZE = 2048
 BENCHMARK = "aesthetic-4k"
 
@@ -306,9 +305,6 @@ class Run:
             raise UserError("no image could be scored" + (f": {len(skipped)} file(s) skipped" if skipped else ""))
 
         self._skip_notes(skipped)
-        distribution = [n for n in metrics if METRICS[n].distribution]
-        if distribution and len(rows) < SMALL_SET:
-            self.notes.append(f"{'/'.join(distribution)} on {len(rows)} images: mostly measures the set size")
 
         row = {"generator": source.name, "dataset": dataset_name, "size": size_cell, "n_images": len(rows)}
         run_settings = {"generator": dict(source.defaults), "seed": config.seed, **size_info}
