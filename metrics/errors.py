@@ -4,6 +4,7 @@
 in one line, without a traceback (the command-line tools exit with status 2). ``aesthetic4k``
 raises the same classes.
 """
+from __future__ import annotations
 
 
 class UserError(Exception):
@@ -45,10 +46,18 @@ class MetricUnavailable(UserError):
         return cls(str(exc), "cannot load weights")
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type name when it has none): for one-line reports."""
+def first_line(exc: BaseException, limit: int | None = None, typed: bool = False) -> str:
+    """The first line of an exception's message (its type name when it has none): for one-line reports.
+
+    ``limit``: cut longer lines (libraries' messages run to paragraphs); ``typed``: prefixed by the type name.
+    """
     text = str(exc).strip()
-    return text.splitlines()[0].strip() if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    line = text.splitlines()[0].strip()
+    if limit is not None and len(line) > limit:
+        line = line[:limit].rstrip() + "..."
+    return f"{type(exc).__name__}: {line}" if typed else line
 
 
 def did_you_mean(word: str, choices) -> str:

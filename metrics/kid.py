@@ -16,6 +16,7 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
+from aesthetic4k_metrics.defaults import FID_PROTOCOL, KID_SUBSET_SIZE, KID_SUBSETS, PATCH_COUNT
 from aesthetic4k_metrics.inception import FEATURE_DIM
 from aesthetic4k_metrics.inception_features import DEFAULT_MAX_PIXELS, InceptionMetric
 from aesthetic4k_metrics.registry import METRICS
@@ -63,10 +64,10 @@ class KID(InceptionMetric):
     plot_lower_bound = 0.0
 
     def __init__(self, feature: Union[int, nn.Module, str, Path] = FEATURE_DIM, size: Optional[int] = None,
-                 protocol: str = "paper", batch_size: int = 16, patch_count: Optional[int] = None,
+                 protocol: str = FID_PROTOCOL, batch_size: int = 16, patch_count: Optional[int] = None,
                  patch_seed: int = 0, normalize: bool = False, reset_real_features: bool = True,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, workers: Optional[int] = None, subsets: int = 100,
-                 subset_size: int = 1000, seed: int = 0, **kwargs):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, workers: Optional[int] = None, subsets: int = KID_SUBSETS,
+                 subset_size: int = KID_SUBSET_SIZE, seed: int = 0, **kwargs):
         """FID's arguments (InceptionMetric), then the subsets: ``subsets`` draws of ``subset_size``
         images of each side (fewer when there are fewer images), drawn with ``seed``."""
         if subsets < 1 or subset_size < 2:
@@ -132,4 +133,4 @@ class PatchKID(KID):
     """KID over the same seeded 299 x 299 crops as PatchFID."""
 
     name = "patch_kid"
-    default_patch_count = 8
+    default_patch_count = PATCH_COUNT

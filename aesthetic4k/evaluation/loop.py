@@ -26,16 +26,18 @@ from aesthetic4k.evaluation.features import FileFeatures, GeneratedFeatures
 from aesthetic4k.evaluation.outputs import check_images_out
 from aesthetic4k.evaluation.ranks import Ranks, setup_ranks
 from aesthetic4k.evaluation.scoring import DetailScoring, NetworkScoring
-from aesthetic4k.evaluation.sources import FolderImages, GeneratedImages, Skipped, display, open_source
+from aesthetic4k.evaluation.sources import FolderImages, GeneratedImages, Skipped, open_source
 from aesthetic4k.generators.base import GeneratorHandle
 from aesthetic4k.results_schema import MIXED
 from aesthetic4k_metrics import weights
+from aesthetic4k_metrics.files import display_path
 from aesthetic4k_metrics.cache import cache_root
+from aesthetic4k_metrics.defaults import EVAL_SIZE, JPEG_QUALITY
 from aesthetic4k_metrics.registry import FILE, METRICS, PUBLISHED
 from aesthetic4k_metrics.settings import resolve_device
 
 SMALL_SET = 100  # below this FID/KID mostly measure the sample size (Aesthetic-Eval@4096 has 195)
-DEFAULT_SIZE = 2048
+DEFAULT_SIZE = EVAL_SIZE
 BENCHMARK = "aesthetic-4k"
 
 
@@ -128,7 +130,7 @@ class Run:
                 from aesthetic4k_metrics.reference_stats import ReferenceStats
 
                 return "stats", ReferenceStats.load(path)
-            raise UserError(f"--reference {display(spec)}: no such folder or statistics file")
+            raise UserError(f"--reference {display_path(spec)}: no such folder or statistics file")
         if dataset is not None:
             return "paired", None
         return None
@@ -195,7 +197,7 @@ class Run:
             try:
                 image_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise UserError(f"{display(image_dir)}: cannot create the images folder "
+                raise UserError(f"{display_path(image_dir)}: cannot create the images folder "
                                 f"({exc.strerror or exc})") from None
             source = GeneratedImages(handle, image_dir, size, config.seed, config.batch_size,
                                      keep_pixels=not config.from_files)
@@ -204,7 +206,7 @@ class Run:
         unreadable = [s for s in getattr(source, "skipped", []) if s.kind == "bad"]
         if unreadable and not config.skip_bad:
             first = unreadable[0]
-            raise UserError(f"{display(source.image_dir / first.name)}: {first.reason} (use --skip-bad to skip bad files)")
+            raise UserError(f"{display_path(source.image_dir / first.name)}: {first.reason} (use --skip-bad to skip bad files)")
         if config.limit:
             records = records[:config.limit]
         if getattr(dataset, "is_sample", False):
@@ -247,8 +249,8 @@ class Run:
                 bad_ids = {id(item) for item, _ in bad}
                 for item, reason in bad:
                     if not config.skip_bad:
-                        raise UserError(f"{display(item.image_path)}: {reason} (use --skip-bad to skip bad files)")
-                    skipped.append(Skipped(display(item.image_path.name), reason))
+                        raise UserError(f"{display_path(item.image_path)}: {reason} (use --skip-bad to skip bad files)")
+                    skipped.append(Skipped(display_path(item.image_path.name), reason))
                 good = [item for item in items if id(item) not in bad_ids]
                 for feed in (network, detail):
                     if feed:
@@ -268,10 +270,10 @@ class Run:
             return                           # paired: per batch; unpaired: rank 0 alone adds the real side once
         kind, value = reference
         if kind == "stats":
-            self.say(f"reference statistics from {display(value.meta.get('path'))} ({value.count} images)")
+            self.say(f"reference statistics from {display_path(value.meta.get('path'))} ({value.count} images)")
             network.add_reference_stats(value)
             return
-        self.say(f"reference features of {len(value)} images in {display(self.config.reference)}")
+        self.say(f"reference features of {len(value)} images in {display_path(self.config.reference)}")
         progress = _progress(len(value), "reference", self.config.progress)
         try:
             network.add_reference_folder(value, batch, progress.update)
@@ -279,8 +281,8 @@ class Run:
             progress.close()
 
     def _row(self, item, detail: Optional[DetailScoring], folder, size: int) -> dict:
-        row = {"stem": display(item.stem), "file": display(item.image_path), "prompt": item.prompt,
-               "reference": display(item.reference_path) if item.reference_path else None}
+        row = {"stem": display_path(item.stem), "file": display_path(item.image_path), "prompt": item.prompt,
+               "reference": display_path(item.reference_path) if item.reference_path else None}
         if detail:
             row.update(detail.per_image(item))
         elif folder is not None:
@@ -314,11 +316,11 @@ class Run:
         if generated:
             from aesthetic4k_metrics.compression import encoder_settings
 
-            run_settings["image_encoder"] = encoder_settings(95)     # how the generated JPEGs were written
+            run_settings["image_encoder"] = encoder_settings(JPEG_QUALITY)     # how the generated JPEGs were written
         if config.report:
-            run_settings["report"] = display(config.report)
+            run_settings["report"] = display_path(config.report)
         if config.reference:
-            run_settings["reference"] = display(config.reference)
+            run_settings["reference"] = display_path(config.reference)
         if network:
             sources = {k: sum(part[2].get(k, 0) for part in gathered) for k in ("memory", "file")}
             run_settings["network_metric_pixels"] = sources
@@ -349,7 +351,7 @@ class Run:
         counts = ", ".join(part for part in (f"skipped {len(bad)} bad file(s)" if bad else "",
                                              f"{len(ignored)} other file(s) not scored" if ignored else "") if part)
         if self.config.per_image:
-            self.notes.append(f"{counts} (listed in {display(self.config.per_image.name)})")
+            self.notes.append(f"{counts} (listed in {display_path(self.config.per_image.name)})")
         else:
             self.notes.append(f"{counts}: " + ", ".join(f"{s.name} ({s.reason})" for s in skipped))
 
@@ -372,7 +374,7 @@ class Run:
         full = arrays.get("full", arrays.get("patches"))[1]
         patches = arrays["patches"][1] if "patches" in arrays else None
         count = len(features["full"]) if "full" in features else len(features["patches"]) // patches["patch_count"]
-        source = display(self.config.reference or self.config.dataset or "reference")
+        source = display_path(self.config.reference or self.config.dataset or "reference")
         return ReferenceStats(new_meta(full, count, source, patches), features)
 
 

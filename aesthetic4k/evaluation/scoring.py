@@ -17,7 +17,8 @@ import numpy as np
 
 from aesthetic4k.errors import ImageError, UserError
 from aesthetic4k.evaluation.features import FileFeatures, GeneratedFeatures, recipe_digest
-from aesthetic4k.evaluation.sources import Item, display
+from aesthetic4k.evaluation.sources import Item
+from aesthetic4k_metrics.files import display_path, sha256_file
 from aesthetic4k_metrics.parallel import ordered_map
 from aesthetic4k_metrics.registry import METRICS
 
@@ -190,7 +191,7 @@ class NetworkScoring:
                     self.files.save(digest, items[index].reference_path, items[index].stem, value.numpy())
         if bad:
             index, reason = bad[0]
-            raise UserError(f"reference image {display(items[index].reference_path)}: {reason}")
+            raise UserError(f"reference image {display_path(items[index].reference_path)}: {reason}")
         return out
 
     def add_reference_folder(self, files: list[Path], batch: int, progress) -> None:
@@ -262,9 +263,7 @@ def _read(path: Path, max_pixels: int) -> np.ndarray:
 
 
 def _file_sha256(path: Path) -> Optional[str]:
-    import hashlib
-
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return sha256_file(path)
     except OSError:
         return None

@@ -20,18 +20,14 @@ import numpy as np
 from aesthetic4k.data.records import Record
 from aesthetic4k.errors import UserError
 from aesthetic4k.generators.base import GeneratorHandle, GeneratorOptions
+from aesthetic4k_metrics.defaults import JPEG_QUALITY
 from aesthetic4k_metrics.errors import first_line, is_out_of_memory
 from aesthetic4k_metrics.file_kinds import OUTSIDE_LINK, file_problem, inside_folder
+from aesthetic4k_metrics.files import display_path
 from aesthetic4k_metrics.image_input import IMAGE_SUFFIXES
 
-JPEG_QUALITY = 95
 # formats people save images in that the metrics' decoders do not read
 UNSUPPORTED_IMAGE_SUFFIXES = {".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".ico", ".svg", ".psd", ".raw"}
-
-
-def display(path) -> str:
-    """A path as text that can always be printed and written to UTF-8 CSV (undecodable bytes escaped)."""
-    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
 
 
 @dataclass
@@ -74,10 +70,10 @@ class FolderImages:
             raise UserError("generator folder needs --images DIR (or --generator folder:DIR)")
         self.folder = Path(folder)
         if not self.folder.exists():
-            raise UserError(f"{display(self.folder)}: folder does not exist")
+            raise UserError(f"{display_path(self.folder)}: folder does not exist")
         if not self.folder.is_dir():
-            raise UserError(f"{display(self.folder)}: not a folder")
-        shown = os.path.normpath(display(folder)).replace(os.sep, "/")
+            raise UserError(f"{display_path(self.folder)}: not a folder")
+        shown = os.path.normpath(display_path(folder)).replace(os.sep, "/")
         self.name = f"folder:{shown}"          # the row key names what was scored
         self.defaults = {"images": shown}
         self.image_dir = self.folder
@@ -85,7 +81,7 @@ class FolderImages:
         self._sizes = None
         self.files = self._index()
         if not self.files:
-            raise UserError(f"{display(self.folder)}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise UserError(f"{display_path(self.folder)}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
 
     def _index(self) -> dict[str, Path]:
         files: dict[str, Path] = {}
@@ -99,17 +95,17 @@ class FolderImages:
                 if problem is None and not inside_folder(path, self.folder):
                     problem = OUTSIDE_LINK             # never read outside the folder the user named
                 if problem:
-                    self.skipped.append(Skipped(display(path.name), problem))
+                    self.skipped.append(Skipped(display_path(path.name), problem))
                     continue
                 if path.stem in files:
-                    raise UserError(f"{display(self.folder)}: two images share the stem {display(path.stem)!r} "
-                                    f"({display(files[path.stem].name)}, {display(path.name)})")
+                    raise UserError(f"{display_path(self.folder)}: two images share the stem {display_path(path.stem)!r} "
+                                    f"({display_path(files[path.stem].name)}, {display_path(path.name)})")
                 files[path.stem] = path
             elif suffix in UNSUPPORTED_IMAGE_SUFFIXES:
-                self.skipped.append(Skipped(display(path.name), f"unsupported image format ({suffix})"))
+                self.skipped.append(Skipped(display_path(path.name), f"unsupported image format ({suffix})"))
             else:
                 reason = "a folder" if entry.is_dir() else f"not an image file ({suffix or 'no suffix'})"
-                self.skipped.append(Skipped(display(path.name), reason, "ignored"))
+                self.skipped.append(Skipped(display_path(path.name), reason, "ignored"))
         return files
 
     def image_sizes(self) -> dict:
@@ -118,7 +114,7 @@ class FolderImages:
         Read from the file headers only, once.
         """
         if self._sizes is None:
-            self._sizes = {stem: header_size(path) for stem, path in self.files.items()}
+            self._sizes = {stem: oriented_size(path) for stem, path in self.files.items()}
         return self._sizes
 
     def records(self, dataset) -> tuple[list[Record], list[str]]:
@@ -132,11 +128,11 @@ class FolderImages:
         notes = []
         if missing:
             notes.append(f"missing {len(missing)} image(s) of the dataset")
-            self.skipped.extend(Skipped(display(stem), "no image for this dataset entry", "missing") for stem in missing)
+            self.skipped.extend(Skipped(display_path(stem), "no image for this dataset entry", "missing") for stem in missing)
         for stem in sorted(s for s in self.files if s not in stems):
-            self.skipped.append(Skipped(display(self.files[stem].name), "not in the dataset", "ignored"))
+            self.skipped.append(Skipped(display_path(self.files[stem].name), "not in the dataset", "ignored"))
         if not found:
-            raise UserError(f"no image in {display(self.folder)} matches a stem of dataset {dataset.name}")
+            raise UserError(f"no image in {display_path(self.folder)} matches a stem of dataset {dataset.name}")
         return found, notes
 
     def items(self, records: list[Record], made=None) -> list[Item]:
@@ -146,8 +142,9 @@ class FolderImages:
         pass
 
 
-def header_size(path: Path) -> Optional[tuple[int, int]]:
-    """(width, height) from an image file's header, rotated by its EXIF orientation; None if unreadable."""
+def oriented_size(path: Path) -> Optional[tuple[int, int]]:
+    """(width, height) as the decoders show the image: Pillow's header size turned by its EXIF orientation
+    (None if unreadable). Not ``image_input.declared_size``, which is the unrotated size in the header bytes."""
     if file_problem(path):
         return None
     try:
@@ -182,7 +179,7 @@ def saved_image(path: Path, size: int) -> bool:
                     return True
         except Exception:  # noqa: BLE001 - any unreadable header
             found = "not a readable image"
-    raise UserError(f"{display(path)}: {problem or found}, not the {size}x{size} JPEG this run saves; it was not "
+    raise UserError(f"{display_path(path)}: {problem or found}, not the {size}x{size} JPEG this run saves; it was not "
                     "made by this run, so it is neither scored nor overwritten: remove it or choose another "
                     "--images-out")
 
@@ -278,7 +275,7 @@ class GeneratedImages:
                     with atomic_path(item.image_path) as tmp:
                         tmp.write_bytes(item.jpeg)
                 except OSError as exc:     # a full disk, a quota, a folder made read-only meanwhile
-                    raise UserError(f"{display(item.image_path)}: cannot write ({exc.strerror or exc}); the images "
+                    raise UserError(f"{display_path(item.image_path)}: cannot write ({exc.strerror or exc}); the images "
                                     "saved so far are kept, run the same command again to resume") from None
 
     def release(self) -> None:
