@@ -182,10 +182,10 @@ def compare(current: ResultRow, baseline: ResultRow, metrics: list[str] | None,
 def run_check(results, baseline, tolerance: str | None = None, metrics: str | None = None,
               row: str | None = None, baseline_row: str | None = None) -> list[RowCheck]:
     """Everything ``a4k-check`` does but printing; raises UserError on bad input."""
+    current_rows = load_results(results)          # first: the plugin metrics their rows declare are registered
+    baseline_rows = load_results(baseline, what="baseline file")
     tolerances = parse_tolerances(tolerance) if tolerance is not None else {}
     names = parse_metric_list(metrics) if metrics is not None else None
-    current_rows = load_results(results)
-    baseline_rows = load_results(baseline, what="baseline file")
     pairs = pair_rows(current_rows, baseline_rows, row, baseline_row, str(Path(baseline)))
     return [compare(cur, base, names, tolerances) for cur, base in pairs]
 

@@ -25,7 +25,13 @@ CORE_COLUMNS = KEY_COLUMNS + ["n_images"] + PUBLISHED
 EXTRA_COLUMNS = [c for c in result_columns() if c not in CORE_COLUMNS]
 INFO_COLUMNS = ["status", "settings", "toolkit_version", "date"]
 COLUMNS = CORE_COLUMNS + EXTRA_COLUMNS + INFO_COLUMNS
-LOCK_WAIT_NOTICE = 2.0   # seconds before saying that another run holds the lock
+LOCK_WAIT_NOTICE = 2.0
+
+
+def current_columns() -> list[str]:
+    """:data:`COLUMNS` with the columns of the plugin metrics registered in this process, before the info."""
+    extra = [c for c in result_columns() if c not in CORE_COLUMNS]
+    return CORE_COLUMNS + extra + INFO_COLUMNS   # seconds before saying that another run holds the lock
 
 
 def format_value(value) -> str:
@@ -127,7 +133,7 @@ def merge_row(path: str | os.PathLike, row: dict) -> tuple[list[str], list[dict]
     """The file's columns and rows with ``row`` put in place of the row with its key (or appended)."""
     header, rows = read_rows(path)
     cells = {k: format_value(v) for k, v in row.items()}
-    columns = list(COLUMNS)
+    columns = current_columns()
     for name in list(header) + list(cells):
         if name not in columns:
             columns.append(name)

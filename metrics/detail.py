@@ -162,7 +162,7 @@ def _checked(measurements) -> list[DetailMeasurement]:
     return measurements
 
 
-def _from_all_processes(values: list) -> list:
+def from_all_processes(values: list) -> list:
     """``values`` of every process of an initialised torch.distributed group, concatenated in rank order.
 
     Like a torchmetrics ``compute``; a no-op (and torch is not imported) outside such a group.
@@ -194,8 +194,6 @@ class _DetailMetric:
     @classmethod
     def from_settings(cls, settings):
         """Built for a run (aesthetic4k_metrics.settings.MetricSettings)."""
-        if cls is CompressionRatio:
-            return cls(mode=settings.cr_mode, max_pixels=settings.max_pixels)
         return cls(max_pixels=settings.max_pixels)
 
     def _measure_options(self) -> dict:
@@ -254,7 +252,7 @@ class GLCMScore(_DetailMetric):
         return {"glcm_score": list(self._scores)}
 
     def compute(self) -> float:
-        scores = _from_all_processes(self._scores)
+        scores = from_all_processes(self._scores)
         return float(np.mean(scores)) if scores else float("nan")
 
     def summary(self) -> dict:
@@ -283,6 +281,11 @@ class CompressionRatio(_DetailMetric):
 
     def __repr__(self) -> str:
         return f"CompressionRatio(mode={self.mode!r}" + (f", quality={self.quality})" if self.mode == "jpeg95" else ")")
+
+    @classmethod
+    def from_settings(cls, settings):
+        """Built for a run: its mode is the run's ``cr_mode``."""
+        return cls(mode=settings.cr_mode, max_pixels=settings.max_pixels)
 
     def _measure_options(self) -> dict:
         return dict(glcm=False, jpeg_mode=self.mode, quality=self.quality)
@@ -319,7 +322,7 @@ class CompressionRatio(_DetailMetric):
         return {"jpeg_bytes": list(self._compressed)}
 
     def compute(self) -> float:
-        pairs = _from_all_processes(list(zip(self._raw, self._compressed)))
+        pairs = from_all_processes(list(zip(self._raw, self._compressed)))
         return compression_ratio(sum(raw for raw, _ in pairs), sum(compressed for _, compressed in pairs))
 
     def summary(self) -> dict:

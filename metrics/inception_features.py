@@ -271,6 +271,10 @@ class InceptionMetric(Metric):
 
     # -- for a run
 
+    def per_image_values(self) -> dict:
+        """Empty: a distance between two sets has no value per image (the protocol's method, for a run)."""
+        return {}
+
     def provenance(self) -> dict:
         """What the numbers depend on, recorded in a results row's settings."""
         extractor = self.extractor

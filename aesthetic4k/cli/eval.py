@@ -53,7 +53,8 @@ def build_parser() -> Parser:
                      help=f"evaluation size: generated images are N x N and FID resizes to N (default {defaults.EVAL_SIZE}); "
                           "a folder's images are scored at their true size, --size then sets only the FID resize")
     run.add_argument("--metrics", "-m", help="comma list (default: glcm_score,compression_ratio,fid,clip_score,"
-                                             "aesthetics, those that can run); extras: kid,patch_fid,patch_kid")
+                                             "aesthetics, those that can run); extras: kid,patch_fid,patch_kid; "
+                                             "plugins: an installed plugin's name or module:Class")
     run.add_argument("--limit", type=_positive("--limit"), help="only the first N dataset entries")
     run.add_argument("--seed", type=int, default=0, help="seed for every prompt (paper: 0)")
     run.add_argument("--per-image", type=Path, help="also write one row per image (and per skipped file) to this CSV")
@@ -137,11 +138,21 @@ def _list_generators():
 
 
 def _list_metrics():
+    from aesthetic4k.errors import UserError
+    from aesthetic4k_metrics import plugin_metrics
     from aesthetic4k_metrics.registry import METRICS
 
+    broken = []
+    for name in plugin_metrics.installed():       # entry-point plugins are listed like the built-ins
+        try:
+            plugin_metrics.load(name)
+        except UserError as exc:
+            broken.append(f"{name:18s} plugin that does not load: {exc}")
     for info in METRICS.values():
         needs = f" (needs {', '.join(info.needs)})" if info.needs else ""
         print(f"{info.name:18s} {info.better} is better{needs}: {info.description}")
+    for line in broken:
+        print(line)
 
 
 def _metric_settings(args):
@@ -181,12 +192,16 @@ def _config(args):
     from aesthetic4k.errors import UserError
     from aesthetic4k.evaluation import EvalConfig
     from aesthetic4k.generators.base import GeneratorOptions
-    from aesthetic4k_metrics.registry import parse_metric_list
+    from aesthetic4k_metrics.plugin_metrics import parse_metric_specs
 
     if not args.generator:
         raise UserError("--generator is required (see --list-generators)")
     if not args.out:
         raise UserError("--out results.csv is required")
+    if args.metrics is not None and not args.metrics.replace(",", "").strip():
+        from aesthetic4k_metrics.registry import METRICS
+
+        raise UserError("--metrics is empty; available: " + ", ".join(METRICS))
     from aesthetic4k.generators.base import VAE_CHOICES
 
     if args.vae and args.vae.lower() in VAE_CHOICES:
@@ -198,7 +213,7 @@ def _config(args):
                                          resample=args.resample, offload=args.offload, vae=args.vae,
                                          partitions=args.partitions, progress=not args.no_progress)
     return EvalConfig(generator=args.generator, out=args.out, dataset=args.dataset, size=args.size,
-                      metrics=parse_metric_list(args.metrics) if args.metrics is not None else None,
+                      metrics=parse_metric_specs(args.metrics) if args.metrics is not None else None,
                       limit=args.limit, seed=args.seed, batch_size=args.batch_size, workers=args.workers,
                       per_image=args.per_image, images_out=args.images_out, skip_bad=args.skip_bad,
                       from_files=args.from_files, report=args.report, reference=args.reference,

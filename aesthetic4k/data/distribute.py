@@ -28,10 +28,9 @@ WARM_GLCM = "A4K_BUILD_WARM_GLCM"
 
 
 def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    from aesthetic4k_metrics.parallel import usable_cpus
+
+    return usable_cpus()
 
 
 def _worker_init() -> None:

@@ -33,6 +33,7 @@ from aesthetic4k_metrics import weights
 from aesthetic4k_metrics.files import display_path
 from aesthetic4k_metrics.cache import cache_root
 from aesthetic4k_metrics.defaults import EVAL_SIZE, JPEG_QUALITY
+from aesthetic4k_metrics.parallel import usable_cpus
 from aesthetic4k_metrics.registry import FILE, METRICS, PUBLISHED
 from aesthetic4k_metrics.settings import resolve_device
 
@@ -217,7 +218,7 @@ class Run:
 
         file_metrics = {n: m for n, m in metrics.items() if METRICS[n].reads == FILE}
         network_metrics = {n: m for n, m in metrics.items() if METRICS[n].reads != FILE}
-        workers = config.workers or os.cpu_count() or 1
+        workers = config.workers or usable_cpus()
         detail = DetailScoring(file_metrics, settings.cr_mode, config.report is not None, workers,
                                settings.max_pixels) if file_metrics else None
         network = None
@@ -334,6 +335,8 @@ class Run:
         for name, metric in metrics.items():
             row.update(metric.summary())
             run_settings.update(metric.provenance())
+            if METRICS[name].plugin:     # read back by a4k-check, the leaderboard and the report
+                run_settings.setdefault("metric_plugins", {})[name] = METRICS[name].declaration()
         run_settings["versions"] = _versions(metrics, source)
         row["status"] = "; ".join(self.notes) if self.notes else "ok"
         row["settings"] = json.dumps(run_settings, sort_keys=True, default=str)

@@ -242,9 +242,8 @@ class NetworkScoring:
     def per_image_values(self) -> dict:
         """Column -> values in the order images were added (this process only)."""
         out = {}
-        for name, metric in self.metrics.items():
-            if METRICS[name].per_image:
-                out.update(metric.per_image_values())
+        for metric in self.metrics.values():
+            out.update(metric.per_image_values())
         return out
 
     def reference_stats_arrays(self) -> dict:
