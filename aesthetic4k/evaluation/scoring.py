@@ -9,6 +9,7 @@ the run's fixed batches, so the same run gives the same bits however its images 
 """
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from pathlib import Path
 from typing import Optional
@@ -86,15 +87,17 @@ class NetworkScoring:
 
     # -- features of one batch
 
-    def generated_features(self, items: list[Item]) -> list[tuple[Item, str]]:
-        """Set ``item.features`` for every network metric; return the (item, reason) that cannot be read."""
+    def generated_features(self, items: list[Item], fresh: bool = False) -> list[tuple[Item, str]]:
+        """Set ``item.features`` for every network metric; return the (item, reason) that cannot be read.
+
+        ``fresh``: the items were just generated and are not saved yet: their features come from their
+        in-memory pixels and are kept beside the JPEG about to be written (never looked up in a cache).
+        """
         jobs = []                                            # (item, stem, pixels or path, digests to compute)
         for item in items:
-            if all(digest in item.features for digest in self.extractors):
-                continue                                     # done when it was generated
             missing, kinds = [], set()
             for digest in self.extractors:
-                cached, kind = self._cached_generated(item, digest)
+                cached, kind = (None, None) if fresh else self._cached_generated(item, digest)
                 if cached is None:
                     missing.append(digest)
                 else:
@@ -110,7 +113,7 @@ class NetworkScoring:
         for item, features in self._compute(jobs, bad):
             for digest, value in features.items():
                 item.features[digest] = value
-                self._store_generated(item, digest, value.numpy())
+                self._store_generated(item, digest, value.numpy(), fresh)
         return bad
 
     def _compute(self, jobs: list, bad: list):
@@ -143,7 +146,7 @@ class NetworkScoring:
         """(features, "memory" or "file") from a cache, or (None, None)."""
         import torch
 
-        if digest.startswith("uncached") or item.jpeg is not None:   # just generated: computed from memory
+        if digest.startswith("uncached"):
             return None, None
         if self.generated is not None and not self.from_files:
             if item.image_path not in self._sha:
@@ -154,13 +157,13 @@ class NetworkScoring:
         found = self.files.load(digest, item.image_path, item.stem)
         return (None, None) if found is None else (torch.from_numpy(found), "file")
 
-    def _store_generated(self, item: Item, digest: str, features: np.ndarray) -> None:
+    def _store_generated(self, item: Item, digest: str, features: np.ndarray, fresh: bool) -> None:
         if digest.startswith("uncached"):
             return
-        if item.jpeg is not None and self.generated is not None and not self.from_files:
-            self.generated.save(digest, item.stem, item.jpeg_sha256, features)
-        elif item.jpeg is None:
+        if not fresh:
             self.files.save(digest, item.image_path, item.stem, features)
+        elif self.generated is not None and not self.from_files:   # keyed by the JPEG about to be written
+            self.generated.save(digest, item.stem, hashlib.sha256(item.jpeg).hexdigest(), features)
 
     def reference_features(self, items: list[Item]) -> dict:
         """Features of the batch's paired reference images: digest -> list in item order."""

@@ -1,14 +1,14 @@
 """Where a run's images come from: a folder of existing files, or a generator whose images are saved.
 
-Both give ``Item``s for dataset records. ``FolderImages`` serves files in place and accounts for
-every entry of the folder (a file that is not an image, cannot be read or is not in the dataset
-is listed with its reason). ``GeneratedImages`` generates what is not saved yet, keeps the
-in-memory pixels for the network metrics (the paper protocol) and saves each image as Pillow
-JPEG q95 named ``<stem>.jpg`` once its features are safe (evaluation/features.py).
+Both give ``Item``s for dataset records, and the items whose image does not exist yet.
+``FolderImages`` serves files in place and accounts for every entry of the folder (a file that
+is not an image, cannot be read or is not in the dataset is listed with its reason): nothing is
+ever new. ``GeneratedImages`` generates the new ones when the run asks (``generate``), keeping
+the in-memory pixels for the network metrics (the paper protocol) and their Pillow JPEG q95
+encoding, which ``save`` writes as ``<stem>.jpg``; the run decides the order (evaluation/loop.py).
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from dataclasses import dataclass, field
@@ -39,13 +39,9 @@ class Item:
     reference_path: Optional[Path]
     image_path: Path                              # the saved q95 JPEG / the folder image
     image: Optional[np.ndarray] = None            # H x W x 3 uint8 RGB in memory (just generated)
-    jpeg: Optional[bytes] = None                  # its q95 encoding, written to image_path once its features are kept
+    jpeg: Optional[bytes] = None                  # its q95 encoding (just generated), written by ``save``
     detail: object = None                         # the fine-detail measurement (aesthetic4k_metrics.detail)
     features: dict = field(default_factory=dict)  # metric name -> features of the generated image
-
-    @property
-    def jpeg_sha256(self) -> Optional[str]:
-        return hashlib.sha256(self.jpeg).hexdigest() if self.jpeg is not None else None
 
 
 @dataclass(frozen=True)
@@ -135,8 +131,9 @@ class FolderImages:
             raise UserError(f"no image in {display_path(self.folder)} matches a stem of dataset {dataset.name}")
         return found, notes
 
-    def items(self, records: list[Record], made=None) -> list[Item]:
-        return [Item(r.stem, r.prompt or None, r.image_path, self.files[r.stem]) for r in records]
+    def items(self, records: list[Record]) -> tuple[list[Item], list]:
+        """(an item per record, the (record, item) pairs whose image is new: none in a folder)."""
+        return [Item(r.stem, r.prompt or None, r.image_path, self.files[r.stem]) for r in records], []
 
     def release(self) -> None:
         pass
@@ -210,34 +207,34 @@ class GeneratedImages:
         self.batch_size = max(1, int(batch_size))
         self.keep_pixels = keep_pixels
         self.generated = 0
+        self.skipped: list[Skipped] = []     # a generator's images are never skipped before they exist
 
     def records(self, dataset) -> tuple[list[Record], list[str]]:
         if dataset is None:
             raise UserError(f"generator {self.name} needs prompts: give --dataset (aesthetic-4k, sample or a folder)")
         return list(dataset.records()), []
 
-    def items(self, records: list[Record], made=None) -> list[Item]:
-        """Items for the records; those without a saved image are generated now and kept in memory.
-
-        ``made(items)`` is called after each generation call, so that what must happen before an image
-        is saved (its in-memory features) happens at once and an interruption loses at most the
-        images in flight.
-        """
+    def items(self, records: list[Record]) -> tuple[list[Item], list]:
+        """(an item per record, the (record, item) pairs that have no saved image yet)."""
         items = [Item(r.stem, r.prompt, r.image_path, self.image_dir / f"{r.stem}.jpg") for r in records]
-        todo = [(r, it) for r, it in zip(records, items) if not saved_image(it.image_path, self.size)]
-        for start in range(0, len(todo), self.batch_size):
-            chunk = todo[start:start + self.batch_size]
-            images = self._generate([r for r, _ in chunk])
-            for (_, item), image in zip(chunk, images):
-                buffer = io.BytesIO()
-                image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-                item.jpeg = buffer.getvalue()
-                item.image = np.array(image) if self.keep_pixels else None
-            self.generated += len(chunk)
-            if made is not None:
-                made([item for _, item in chunk])
-            self._save([item for _, item in chunk])
-        return items
+        new = [(r, it) for r, it in zip(records, items) if not saved_image(it.image_path, self.size)]
+        return items, new
+
+    def chunks(self, new: list) -> list[list]:
+        """The new pairs in generation calls of ``batch_size`` prompts."""
+        return [new[start:start + self.batch_size] for start in range(0, len(new), self.batch_size)]
+
+    def generate(self, chunk: list) -> list[Item]:
+        """One generation call for ``chunk``'s records: each item gets its pixels (unless not kept) and its
+        q95 encoding, in memory; nothing is written (``save``)."""
+        images = self._generate([r for r, _ in chunk])
+        for (_, item), image in zip(chunk, images):
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+            item.jpeg = buffer.getvalue()
+            item.image = np.array(image) if self.keep_pixels else None
+        self.generated += len(chunk)
+        return [item for _, item in chunk]
 
     def _generate(self, records: list[Record]) -> list:
         from PIL import Image
@@ -265,8 +262,8 @@ class GeneratedImages:
             checked.append(image.convert("RGB"))
         return checked
 
-    def _save(self, items) -> None:
-        """Write the JPEGs generated for these items (after their features were saved)."""
+    def save(self, items) -> None:
+        """Write the JPEGs generated for these items."""
         from aesthetic4k.atomic import atomic_path
 
         for item in items:
