@@ -1,14 +1,20 @@
 """The exceptions of the toolkit, defined here so that ``aesthetic4k_metrics`` depends on nothing else.
 
 ``UserError`` is bad input or a missing resource: its message is complete and is shown as is,
-in one line, without a traceback (the command-line tools exit with status 2). ``aesthetic4k``
+in one line, without a traceback (the command-line tools exit with status 2). It is a
+``ValueError`` (and ``ImageError``, ``WeightUnavailable``, ``MetricUnavailable`` are ``UserError``s),
+so library users catch the library's refusals as they catch any bad value. ``aesthetic4k``
 raises the same classes.
 """
 from __future__ import annotations
 
 
-class UserError(Exception):
-    """Bad input or a missing resource: the message is shown to the user as is."""
+class UserError(ValueError):
+    """Bad input or a missing resource: the message is shown to the user as is.
+
+    A ``ValueError``, so that a library user catches every misuse the library reports with
+    ``except ValueError`` (the command-line tools catch this class: one line, exit status 2).
+    """
 
 
 class ImageError(UserError):

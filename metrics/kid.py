@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 import torch
 from torch import nn
@@ -20,6 +20,13 @@ from aesthetic4k_metrics.defaults import FID_PROTOCOL, KID_SUBSET_SIZE, KID_SUBS
 from aesthetic4k_metrics.inception import FEATURE_DIM
 from aesthetic4k_metrics.inception_features import DEFAULT_MAX_PIXELS, InceptionMetric
 from aesthetic4k_metrics.registry import METRICS
+
+
+class KIDResult(NamedTuple):
+    """What ``KID.compute()`` returns: the mean unbiased MMD^2 over the subsets and its spread (1/N)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
 KERNEL = "(x.y/d+1)^3, unbiased MMD^2"
 
@@ -101,15 +108,16 @@ class KID(InceptionMetric):
         n_fake = self._gathered(self.fake_features).shape[0]
         return min(self.subset_size, n_real, n_fake)
 
-    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def compute(self) -> "KIDResult":
+        """``KIDResult(mean, std)`` over the subsets: a (mean, std) pair, as torchmetrics' KID returns."""
         real = self._gathered(self.real_features).double()
         fake = self._gathered(self.fake_features).double()
         picks = subset_picks(real.shape[0], fake.shape[0], self.subset_size, self.subsets, self.seed)
         if picks is None:       # every subset would be the whole set: one estimate, no spread
-            return unbiased_mmd2(real, fake), torch.zeros((), dtype=torch.float64)
+            return KIDResult(unbiased_mmd2(real, fake), torch.zeros((), dtype=torch.float64))
         scores = torch.stack([unbiased_mmd2(real[pick_real.to(real.device)], fake[pick_fake.to(fake.device)])
                               for pick_real, pick_fake in picks])
-        return scores.mean(), scores.std(unbiased=False)
+        return KIDResult(scores.mean(), scores.std(unbiased=False))
 
     def summary(self) -> dict:
         """The results.csv cells: ``kid`` and ``kid_std`` (patch-KID: its mean only); NaN with too few samples."""

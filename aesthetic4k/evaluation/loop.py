@@ -329,8 +329,8 @@ class Run:
     def finish(self, plan: Plan, scoring: Scoring, rows: list[dict], skipped: list[Skipped]) -> RunResult:
         config = self.config
         source, metrics, network = plan.source, plan.metrics, scoring.network
-        if network:
-            for column, column_values in network.per_image_values().items():
+        for metric in metrics.values():      # every metric's per-image values, in the order rows were made
+            for column, column_values in metric.per_image_values().items():
                 for row, value in zip(rows, column_values):
                     row[column] = value
         gathered = self.ranks.gather((rows, skipped, dict(network.sources) if network else {}))

@@ -43,10 +43,10 @@ class DetailScoring:
                                   workers=self.workers, max_pixels=self.max_pixels))
 
     def per_image(self, item: Item) -> dict:
+        """The image's size as decoded (and its GLCM patch grid for the report); the metrics' own per-image
+        values come from their ``per_image_values()`` when the run finishes, like every metric's."""
         m = item.detail
         row = {"width": m.width, "height": m.height}
-        for name in self.metrics:
-            row.update({column: getattr(m, column) for column in METRICS[name].per_image})
         if self.keep_patches and m.glcm_patches is not None:
             row["glcm_patches"] = m.glcm_patches
         return row
@@ -241,13 +241,6 @@ class NetworkScoring:
                 metric.update(features=features, texts=[item.prompt for item in items])
             else:
                 metric.update(features=features)
-
-    def per_image_values(self) -> dict:
-        """Column -> values in the order images were added (this process only)."""
-        out = {}
-        for metric in self.metrics.values():
-            out.update(metric.per_image_values())
-        return out
 
     def reference_stats_arrays(self) -> dict:
         """``{"full": ..., "patches": ...}`` real features collected for --save-reference-stats."""

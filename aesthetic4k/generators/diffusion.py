@@ -293,6 +293,8 @@ class DiffusersGenerator:
             self._free_cuda(torch)
             raise UserError(f"{self.name}: out of memory on {self.options.device} at {size} px; "
                             f"{OOM_ADVICE}") from None
+        except UserError:
+            raise
         except ValueError as exc:  # the pipeline's own argument checks
             raise UserError(f"{self.name}: the pipeline rejected the request ({str(exc).splitlines()[0]})") from None
         return self._checked(getattr(output, "images", output), len(prompts), int(size))
