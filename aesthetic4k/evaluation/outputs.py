@@ -47,9 +47,8 @@ def check_images_out(folder: Path, dataset, config: EvalConfig) -> None:
     from aesthetic4k_metrics.file_kinds import inside_folder
 
     read = []
-    if dataset is not None and getattr(dataset, "root", None) is not None:
-        read += [("the dataset", folder_of) for folder_of in (dataset_folder(dataset.root),
-                                                               *getattr(dataset, "storage", ()))]
+    if dataset is not None:             # a data.datasets.MetadataDataset
+        read += [("the dataset", folder_of) for folder_of in (dataset_folder(dataset.root), *dataset.storage)]
     if config.generator_options.images:
         read.append(("--images", Path(config.generator_options.images)))
     if config.reference and Path(config.reference).is_dir():
