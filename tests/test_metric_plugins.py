@@ -115,6 +115,11 @@ def test_a_plugin_reaches_per_image_json_report_check_and_leaderboard(plugin_fol
                                                                           for r in rows]), rel=1e-12)
     page = (report / "index.html").read_text(encoding="utf-8")
     assert "Laplacian variance ↑" in page
+    METRICS.pop("laplacian_variance")           # a4k-report later, without the plugin: from the declaration
+    from aesthetic4k.cli.report import main as report_main
+
+    assert report_main([str(report), "--out", str(plugin_folder / "again")]) == 0
+    assert "Laplacian variance ↑" in (plugin_folder / "again" / "index.html").read_text(encoding="utf-8")
     header = list(read(out)[0])
     assert header.index("laplacian_variance") < header.index("status")
 
