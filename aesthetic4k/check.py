@@ -14,7 +14,7 @@ Rows measured under different protocols (aesthetic4k.protocol) are refused, nami
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aesthetic4k.errors import UserError
@@ -213,7 +213,7 @@ def per_image_data(row: ResultRow):
 
 def paired_intervals(current: ResultRow, baseline: ResultRow, names: list[str]) -> tuple[dict, list[str]]:
     """(metric -> Interval of the difference, [the line saying how differences were judged])."""
-    from aesthetic4k.evaluation.intervals import BootstrapSettings, paired_differences
+    from aesthetic4k.evaluation.intervals import BootstrapSettings, disagreeing, paired_differences
 
     fallback = "falls back to the plain comparison (no significance)"
     now, why = per_image_data(current)
@@ -223,15 +223,25 @@ def paired_intervals(current: ResultRow, baseline: ResultRow, names: list[str]) 
     settings = BootstrapSettings.of(current.settings)
     if settings.resamples <= 0:
         settings = BootstrapSettings()
-    intervals = paired_differences(now, before, names, settings)
+    foreign = sorted(set(disagreeing(now, {n: current.values[n] for n in names if n in current.values}))
+                     | set(disagreeing(before, {n: baseline.values[n] for n in names if n in baseline.values})))
+    intervals = paired_differences(now, before, [name for name in names if name not in foreign], settings)
     if intervals is None:
         common = len(set(now.stems) & set(before.stems))
         return {}, [f"the runs cover different images ({now.n} and {before.n}, {common} in common by stem): {fallback}"]
-    plain = [name for name in names if name not in intervals]
+    for name, interval in intervals.items():     # around the rows' own difference, as a row's interval is
+        offset = (current.values[name] - baseline.values[name]) - interval.estimate
+        intervals[name] = replace(interval, low=interval.low + offset, high=interval.high + offset,
+                                  estimate=interval.estimate + offset)
     line = (f"differences judged by a paired bootstrap over the {now.n} images both runs cover "
             f"({round(100 * settings.level)}% {settings.method} interval, {settings.resamples} resamples, "
             f"seed {settings.seed})")
-    return intervals, [line + (f"; plain comparison for {', '.join(plain)} (no per-image data)" if plain else "")]
+    plain = [name for name in names if name not in intervals and name not in foreign]
+    if plain:
+        line += f"; plain comparison for {', '.join(plain)} (no per-image data)"
+    if foreign:
+        line += f"; plain comparison for {', '.join(foreign)} (the per-image data does not give the row's value)"
+    return intervals, [line]
 
 
 def protocol_notes(current: ResultRow, baseline: ResultRow) -> list[str]:
@@ -252,10 +262,10 @@ def protocol_notes(current: ResultRow, baseline: ResultRow) -> list[str]:
 def run_check(results, baseline, tolerance: str | None = None, metrics: str | None = None,
               row: str | None = None, baseline_row: str | None = None) -> list[RowCheck]:
     """Everything ``a4k-check`` does but printing; raises UserError on bad input."""
+    current_rows = load_results(results)          # first: the plugin metrics their rows declare are registered
+    baseline_rows = load_results(baseline, what="baseline file")
     tolerances = parse_tolerances(tolerance) if tolerance is not None else {}
     names = parse_metric_list(metrics) if metrics is not None else None
-    current_rows = load_results(results)
-    baseline_rows = load_results(baseline, what="baseline file")
     pairs = pair_rows(current_rows, baseline_rows, row, baseline_row, str(Path(baseline)))
     return [compare(cur, base, names, tolerances) for cur, base in pairs]
 

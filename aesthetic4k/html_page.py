@@ -6,7 +6,6 @@ so the same numbers always give the same bytes.
 """
 from __future__ import annotations
 
-import base64
 import html
 import io
 
@@ -105,10 +104,6 @@ figcaption { color: var(--muted); font-size: 12px; margin-top: 4px; }
 
 def escape(text) -> str:
     return html.escape("" if text is None else str(text), quote=True)
-
-
-def data_uri(payload: bytes, mime: str) -> str:
-    return f"data:{mime};base64," + base64.b64encode(payload).decode("ascii")
 
 
 def svg_of(figure) -> str:

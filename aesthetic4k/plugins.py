@@ -16,10 +16,25 @@ from aesthetic4k_metrics.errors import did_you_mean, first_line
 
 
 @dataclass(frozen=True)
+class Builtin:
+    """One built-in component, declared once: the same shape as the metrics' ``MetricInfo``, the weights'
+    ``WeightSpec`` and the model families (a record with its ``name``, in a ``{name: record}`` table)."""
+
+    name: str
+    implementation: str  # "module:factory"; the factory is called as factory(argument, options)
+    description: str
+
+
+def table(records) -> dict:
+    """``{record.name: record}``: how every registry of the toolkit is written."""
+    return {record.name: record for record in records}
+
+
+@dataclass(frozen=True)
 class Registry:
     kind: str            # "generator", "captioner": used in messages
     group: str           # entry-point group of third-party plugins
-    builtins: dict       # name -> ("module:factory", description)
+    builtins: dict       # name -> Builtin
     method: str          # the method a component must have ("generate", "caption")
     also_known: tuple = ()   # names handled before this registry is asked (named in "unknown" messages)
 
@@ -28,7 +43,7 @@ class Registry:
 
     def available(self) -> dict[str, str]:
         """Name -> description of every component this installation knows."""
-        names = {name: description for name, (_, description) in self.builtins.items()}
+        names = {name: builtin.description for name, builtin in self.builtins.items()}
         for name, ep in self.plugins().items():
             names.setdefault(name, f"plugin ({ep.value})")
         return names
@@ -81,7 +96,7 @@ class Registry:
         name, _, argument = spec.partition(":")
         argument = argument or None
         if name in self.builtins:
-            component = self._instantiate(self._load(self.builtins[name][0], spec), argument, options, spec)
+            component = self._instantiate(self._load(self.builtins[name].implementation, spec), argument, options, spec)
         elif name in self.plugins():
             try:
                 obj = self.plugins()[name].load()

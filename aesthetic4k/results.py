@@ -22,9 +22,9 @@ from aesthetic4k_metrics.registry import METRICS, PUBLISHED, result_columns
 KEY_COLUMNS = ["generator", "dataset", "size"]
 # The columns docs/design.md promises, in this order, first in every file; then the extras.
 CORE_COLUMNS = KEY_COLUMNS + ["n_images"] + PUBLISHED
-EXTRA_COLUMNS = [c for c in result_columns() if c not in CORE_COLUMNS]
 INFO_COLUMNS = ["status", "settings", "toolkit_version", "date"]
 PROTOCOL_COLUMN = "protocol"    # the protocol fingerprint (aesthetic4k.protocol): rows with equal ones compare
+LOCK_WAIT_NOTICE = 2.0   # seconds before saying that another run holds the lock
 
 
 def interval_columns(name: str) -> tuple[str, str]:
@@ -32,9 +32,15 @@ def interval_columns(name: str) -> tuple[str, str]:
     return f"{name}_low", f"{name}_high"
 
 
-INTERVAL_COLUMNS = [column for name in dict.fromkeys(PUBLISHED + list(METRICS)) for column in interval_columns(name)]
-COLUMNS = CORE_COLUMNS + EXTRA_COLUMNS + INTERVAL_COLUMNS + [PROTOCOL_COLUMN] + INFO_COLUMNS
-LOCK_WAIT_NOTICE = 2.0   # seconds before saying that another run holds the lock
+def current_columns() -> list[str]:
+    """Every column of a results file, in order: the core ones, the other metrics' (plugin metrics registered
+    in this process included), each metric's interval, the protocol fingerprint, then the info columns."""
+    extra = [c for c in result_columns() if c not in CORE_COLUMNS]
+    intervals = [column for name in dict.fromkeys(PUBLISHED + list(METRICS)) for column in interval_columns(name)]
+    return CORE_COLUMNS + extra + intervals + [PROTOCOL_COLUMN] + INFO_COLUMNS
+
+
+COLUMNS = current_columns()   # those of the built-in metrics
 
 
 def format_value(value) -> str:
@@ -136,7 +142,7 @@ def merge_row(path: str | os.PathLike, row: dict) -> tuple[list[str], list[dict]
     """The file's columns and rows with ``row`` put in place of the row with its key (or appended)."""
     header, rows = read_rows(path)
     cells = {k: format_value(v) for k, v in row.items()}
-    columns = list(COLUMNS)
+    columns = current_columns()
     for name in list(header) + list(cells):
         if name not in columns:
             columns.append(name)

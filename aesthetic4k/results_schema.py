@@ -79,10 +79,23 @@ def parse_metric_cell(cell: str, where: str) -> float | None:
 
 
 def measured_columns() -> list[str]:
-    """Columns ``a4k-eval`` may write: the results.py layout plus every registered metric."""
-    from aesthetic4k.results import COLUMNS
+    """Columns ``a4k-eval`` may write: the results.py layout plus every registered metric (plugins too)."""
+    from aesthetic4k.results import current_columns
 
-    return list(dict.fromkeys(list(COLUMNS) + list(METRICS)))
+    return list(dict.fromkeys(current_columns() + list(METRICS)))
+
+
+def _register_plugins(path, rows: list[dict]) -> None:
+    """The plugin metrics the rows' settings declare, registered before the columns are checked."""
+    from aesthetic4k_metrics.plugin_metrics import register_declared
+
+    for line, cells in enumerate(rows, start=2):
+        text = (cells.get("settings") or "").strip()
+        if '"metric_plugins"' not in text:
+            continue
+        settings = parse_json(text, f"{path}:{line}", "settings")
+        if isinstance(settings, dict):
+            register_declared(settings, f"{path}:{line}")
 
 
 def load_results(path, allowed_columns=None, what: str = "results file") -> list[ResultRow]:
@@ -97,6 +110,7 @@ def load_results(path, allowed_columns=None, what: str = "results file") -> list
     header, rows = read_rows(path)
     if not header:
         raise UserError(f"{path}: empty {what} (no header); write it with a4k-eval --out {path}")
+    _register_plugins(path, rows)
     allowed = measured_columns() if allowed_columns is None else list(allowed_columns)
     unknown = [c for c in header if c not in allowed]
     if unknown:

@@ -22,6 +22,7 @@ from torch import nn
 from torchmetrics import Metric
 
 from aesthetic4k_metrics.clip_model import LoadedClip, encode_prepared, prepare_image, resolve_clip
+from aesthetic4k_metrics.defaults import AESTHETICS_MODEL
 from aesthetic4k_metrics.errors import MetricUnavailable, UserError
 from aesthetic4k_metrics.pixel_input import DEFAULT_MAX_PIXELS, embed_all
 from aesthetic4k_metrics.registry import METRICS
@@ -106,7 +107,7 @@ class Aesthetics(Metric):
     higher_is_better = METRICS["aesthetics"].higher_is_better
     full_state_update = False
 
-    def __init__(self, model_name: str = "ViT-L-14", checkpoint: Optional[Union[str, Path]] = None,
+    def __init__(self, model_name: str = AESTHETICS_MODEL, checkpoint: Optional[Union[str, Path]] = None,
                  head: Optional[Union[str, Path, AestheticHead]] = None, clip: Optional[LoadedClip] = None,
                  batch_size: int = 16, device="cpu", precision: Optional[str] = None, normalize: bool = False,
                  max_pixels: int = DEFAULT_MAX_PIXELS, workers: Optional[int] = None, **kwargs):

@@ -89,6 +89,8 @@ def load_clip(model_name: str, checkpoint, device="cpu", quick_gelu: Optional[bo
             model, _, preprocess = open_clip.create_model_and_transforms(
                 model_name, pretrained=str(checkpoint), device=device, precision=precision,
                 force_quick_gelu=bool(quick_gelu))
+    except UserError:
+        raise
     except (RuntimeError, KeyError, ValueError, OSError) as exc:
         raise UserError(f"{checkpoint}: cannot load as open_clip {model_name} weights ({first_line(exc)[:300]})"
                         ) from None

@@ -16,6 +16,7 @@ import torch
 from torchmetrics import Metric
 
 from aesthetic4k_metrics.clip_model import LoadedClip, encode_prepared, prepare_image, resolve_clip
+from aesthetic4k_metrics.defaults import CLIP_SCORE_MODEL
 from aesthetic4k_metrics.errors import UserError
 from aesthetic4k_metrics.pixel_input import DEFAULT_MAX_PIXELS, embed_all
 from aesthetic4k_metrics.registry import METRICS
@@ -53,7 +54,7 @@ class CLIPScore(Metric):
     plot_lower_bound = 0.0
     plot_upper_bound = 100.0
 
-    def __init__(self, model_name: str = "ViT-B-16", checkpoint: Optional[Union[str, Path]] = None,
+    def __init__(self, model_name: str = CLIP_SCORE_MODEL, checkpoint: Optional[Union[str, Path]] = None,
                  clip: Optional[LoadedClip] = None, batch_size: int = 16, device="cpu", normalize: bool = False,
                  max_pixels: int = DEFAULT_MAX_PIXELS, workers: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)

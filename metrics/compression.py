@@ -15,10 +15,12 @@ import os
 
 import numpy as np
 
+from aesthetic4k_metrics.defaults import CR_MODES, JPEG_QUALITY
 from aesthetic4k_metrics.errors import ImageError
-from aesthetic4k_metrics.image_input import DEFAULT_MAX_PIXELS, JPEG_MAX_SIDE, display_path, read_rgb
+from aesthetic4k_metrics.files import display_path
+from aesthetic4k_metrics.image_input import DEFAULT_MAX_PIXELS, JPEG_MAX_SIDE, read_rgb
 
-MODES = ("jpeg95", "file")
+MODES = CR_MODES
 
 
 def jpeg_side_problem(width: int, height: int) -> str | None:
@@ -28,7 +30,7 @@ def jpeg_side_problem(width: int, height: int) -> str | None:
     return None
 
 
-def encoder_settings(quality: int = 95) -> dict:
+def encoder_settings(quality: int = JPEG_QUALITY) -> dict:
     """What the byte counts depend on, recorded next to every Compression Ratio."""
     import PIL
     from PIL import features
@@ -45,7 +47,7 @@ def check_jpeg_encodable(width: int, height: int, name: str) -> None:
                                "(--cr-mode file uses the file size instead)")
 
 
-def jpeg_bytes_of_rgb(rgb: np.ndarray, quality: int = 95, name: str = "<array>") -> int:
+def jpeg_bytes_of_rgb(rgb: np.ndarray, quality: int = JPEG_QUALITY, name: str = "<array>") -> int:
     """Size in bytes of an H x W x 3 uint8 RGB array encoded by Pillow as JPEG.
 
     An image the encoder cannot take (a side over :data:`JPEG_MAX_SIDE`, or any other refusal of
@@ -62,7 +64,7 @@ def jpeg_bytes_of_rgb(rgb: np.ndarray, quality: int = 95, name: str = "<array>")
     return buffer.tell()
 
 
-def jpeg_size(image, quality: int = 95, *, max_pixels: int | None = None) -> int:
+def jpeg_size(image, quality: int = JPEG_QUALITY, *, max_pixels: int | None = None) -> int:
     """JPEG size in bytes of one image (a path or an H x W x 3 uint8 RGB array), re-encoded in memory."""
     rgb = read_rgb(image, DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
     name = display_path(image) if isinstance(image, (str, bytes, os.PathLike)) else "<array>"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -24,9 +23,11 @@ import numpy as np
 
 from aesthetic4k_metrics.compression import (MODES, check_jpeg_encodable, compression_ratio, encoder_settings,
                                              jpeg_bytes_of_rgb)
+from aesthetic4k_metrics.defaults import CR_MODE, JPEG_QUALITY
 from aesthetic4k_metrics.errors import ImageError
-from aesthetic4k_metrics.image_input import DEFAULT_MAX_PIXELS, bgr_to_rgb, display_path, read_image, to_gray
-from aesthetic4k_metrics.parallel import usable_cpus
+from aesthetic4k_metrics.files import display_path
+from aesthetic4k_metrics.image_input import DEFAULT_MAX_PIXELS, bgr_to_rgb, read_image, to_gray
+from aesthetic4k_metrics.parallel import ordered_stream, usable_cpus
 from aesthetic4k_metrics.registry import METRICS
 
 GLCM_PROPS = ("entropy", "contrast", "dissimilarity", "homogeneity", "energy", "correlation", "ASM")
@@ -69,8 +70,8 @@ def _check_options(prop: str, jpeg_mode) -> None:
         raise ValueError(f"jpeg_mode must be one of {', '.join(MODES)} or None, got {jpeg_mode!r}")
 
 
-def measure_image(image, *, glcm: bool = True, prop: str = "entropy", jpeg_mode: str | None = "jpeg95",
-                  quality: int = 95, keep_patches: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
+def measure_image(image, *, glcm: bool = True, prop: str = "entropy", jpeg_mode: str | None = CR_MODE,
+                  quality: int = JPEG_QUALITY, keep_patches: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
                   threads: int = 1) -> DetailMeasurement:
     """Measure one image (a path, or an H x W x 3 uint8 RGB array); a bad file raises ImageError."""
     from aesthetic4k_metrics.glcm import patch_values
@@ -108,8 +109,8 @@ def _measure_or_error(image, options: dict) -> DetailMeasurement:
         return DetailMeasurement(path, error="out of memory while measuring this image")
 
 
-def measure_files(paths: Iterable, *, glcm: bool = True, prop: str = "entropy", jpeg_mode: str | None = "jpeg95",
-                  quality: int = 95, keep_patches: bool = False, workers: int | None = None,
+def measure_files(paths: Iterable, *, glcm: bool = True, prop: str = "entropy", jpeg_mode: str | None = CR_MODE,
+                  quality: int = JPEG_QUALITY, keep_patches: bool = False, workers: int | None = None,
                   max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[DetailMeasurement]:
     """Measure every image (paths or RGB arrays), yielding one DetailMeasurement each, in input order.
 
@@ -127,27 +128,8 @@ def measure_files(paths: Iterable, *, glcm: bool = True, prop: str = "entropy", 
     lanes = workers if count is None else max(1, min(workers, count))
     options = dict(glcm=glcm, prop=prop, jpeg_mode=jpeg_mode, quality=quality, keep_patches=keep_patches,
                    max_pixels=max_pixels, threads=max(1, workers // lanes))
-    return _measured(paths, options, lanes)
-
-
-def _measured(paths: Iterable, options: dict, lanes: int) -> Iterator[DetailMeasurement]:
-    if lanes == 1:
-        for path in paths:
-            yield _measure_or_error(path, options)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(lanes, thread_name_prefix="a4k-detail")
-    pending = deque()
-    try:
-        for path in paths:
-            pending.append(pool.submit(_measure_or_error, path, options))
-            if len(pending) >= 2 * lanes:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    return ordered_stream(lambda path: _measure_or_error(path, options), paths, lanes, ahead=2 * lanes,
+                          thread_name="a4k-detail")
 
 
 # ---------------------------------------------------------------- inputs of update()
@@ -180,7 +162,7 @@ def _checked(measurements) -> list[DetailMeasurement]:
     return measurements
 
 
-def _from_all_processes(values: list) -> list:
+def from_all_processes(values: list) -> list:
     """``values`` of every process of an initialised torch.distributed group, concatenated in rank order.
 
     Like a torchmetrics ``compute``; a no-op (and torch is not imported) outside such a group.
@@ -212,8 +194,6 @@ class _DetailMetric:
     @classmethod
     def from_settings(cls, settings):
         """Built for a run (aesthetic4k_metrics.settings.MetricSettings)."""
-        if cls is CompressionRatio:
-            return cls(mode=settings.cr_mode, max_pixels=settings.max_pixels)
         return cls(max_pixels=settings.max_pixels)
 
     def _measure_options(self) -> dict:
@@ -272,7 +252,7 @@ class GLCMScore(_DetailMetric):
         return {"glcm_score": list(self._scores)}
 
     def compute(self) -> float:
-        scores = _from_all_processes(self._scores)
+        scores = from_all_processes(self._scores)
         return float(np.mean(scores)) if scores else float("nan")
 
     def summary(self) -> dict:
@@ -291,7 +271,7 @@ class CompressionRatio(_DetailMetric):
     name = "compression_ratio"
     higher_is_better = METRICS["compression_ratio"].higher_is_better
 
-    def __init__(self, mode: str = "jpeg95", quality: int = 95, *, workers: int | None = None,
+    def __init__(self, mode: str = CR_MODE, quality: int = JPEG_QUALITY, *, workers: int | None = None,
                  max_pixels: int = DEFAULT_MAX_PIXELS):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -301,6 +281,11 @@ class CompressionRatio(_DetailMetric):
 
     def __repr__(self) -> str:
         return f"CompressionRatio(mode={self.mode!r}" + (f", quality={self.quality})" if self.mode == "jpeg95" else ")")
+
+    @classmethod
+    def from_settings(cls, settings):
+        """Built for a run: its mode is the run's ``cr_mode``."""
+        return cls(mode=settings.cr_mode, max_pixels=settings.max_pixels)
 
     def _measure_options(self) -> dict:
         return dict(glcm=False, jpeg_mode=self.mode, quality=self.quality)
@@ -337,7 +322,7 @@ class CompressionRatio(_DetailMetric):
         return {"jpeg_bytes": list(self._compressed)}
 
     def compute(self) -> float:
-        pairs = _from_all_processes(list(zip(self._raw, self._compressed)))
+        pairs = from_all_processes(list(zip(self._raw, self._compressed)))
         return compression_ratio(sum(raw for raw, _ in pairs), sum(compressed for _, compressed in pairs))
 
     def summary(self) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric
 
+from aesthetic4k_metrics.defaults import CR_MODE, JPEG_QUALITY
 from aesthetic4k_metrics.detail import CompressionRatio, GLCMScore
 
 
@@ -56,7 +57,7 @@ class TorchCompressionRatio(Metric):
     full_state_update = False
     higher_is_better = CompressionRatio.higher_is_better
 
-    def __init__(self, mode: str = "jpeg95", quality: int = 95, *, workers: int | None = None,
+    def __init__(self, mode: str = CR_MODE, quality: int = JPEG_QUALITY, *, workers: int | None = None,
                  max_pixels: int | None = None, **kwargs):
         super().__init__(**kwargs)
         options = {} if max_pixels is None else {"max_pixels": max_pixels}

@@ -1,13 +1,20 @@
 """The exceptions of the toolkit, defined here so that ``aesthetic4k_metrics`` depends on nothing else.
 
 ``UserError`` is bad input or a missing resource: its message is complete and is shown as is,
-in one line, without a traceback (the command-line tools exit with status 2). ``aesthetic4k``
+in one line, without a traceback (the command-line tools exit with status 2). It is a
+``ValueError`` (and ``ImageError``, ``WeightUnavailable``, ``MetricUnavailable`` are ``UserError``s),
+so library users catch the library's refusals as they catch any bad value. ``aesthetic4k``
 raises the same classes.
 """
+from __future__ import annotations
 
 
-class UserError(Exception):
-    """Bad input or a missing resource: the message is shown to the user as is."""
+class UserError(ValueError):
+    """Bad input or a missing resource: the message is shown to the user as is.
+
+    A ``ValueError``, so that a library user catches every misuse the library reports with
+    ``except ValueError`` (the command-line tools catch this class: one line, exit status 2).
+    """
 
 
 class ImageError(UserError):
@@ -45,10 +52,18 @@ class MetricUnavailable(UserError):
         return cls(str(exc), "cannot load weights")
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type name when it has none): for one-line reports."""
+def first_line(exc: BaseException, limit: int | None = None, typed: bool = False) -> str:
+    """The first line of an exception's message (its type name when it has none): for one-line reports.
+
+    ``limit``: cut longer lines (libraries' messages run to paragraphs); ``typed``: prefixed by the type name.
+    """
     text = str(exc).strip()
-    return text.splitlines()[0].strip() if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    line = text.splitlines()[0].strip()
+    if limit is not None and len(line) > limit:
+        line = line[:limit].rstrip() + "..."
+    return f"{type(exc).__name__}: {line}" if typed else line
 
 
 def did_you_mean(word: str, choices) -> str:

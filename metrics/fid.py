@@ -12,6 +12,7 @@ import math
 import numpy as np
 import torch
 
+from aesthetic4k_metrics.defaults import PATCH_COUNT
 from aesthetic4k_metrics.inception_features import InceptionMetric
 from aesthetic4k_metrics.registry import METRICS
 
@@ -90,7 +91,7 @@ class PatchFID(FID):
     """FID over ``patch_count`` seeded 299 x 299 crops per image at ``size x size`` (metrics/patches.py)."""
 
     name = "patch_fid"
-    default_patch_count = 8
+    default_patch_count = PATCH_COUNT
 
 
 __all__ = ["FID", "PatchFID", "frechet_distance", "mean_and_covariance"]

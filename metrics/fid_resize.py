@@ -18,10 +18,11 @@ from typing import Optional
 import numpy as np
 import torch
 
+from aesthetic4k_metrics.defaults import FID_PROTOCOL, FID_PROTOCOLS
 from aesthetic4k_metrics.errors import UserError
 from aesthetic4k_metrics.inception import INPUT_SIZE
 
-PROTOCOLS = ("paper", "clean")
+PROTOCOLS = FID_PROTOCOLS
 # each protocol's whole resize chain in words, recorded next to its numbers
 PROTOCOL_RESIZE = {
     "paper": "shorter side to size (torchvision bilinear, antialias, uint8) + center crop, "
@@ -184,7 +185,7 @@ def to_299(image: torch.Tensor, protocol: str, size: Optional[int] = None) -> to
     raise UserError(f"unknown FID protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
 
 
-def inception_input(image, size: Optional[int], protocol: str = "paper") -> torch.Tensor:
+def inception_input(image, size: Optional[int], protocol: str = FID_PROTOCOL) -> torch.Tensor:
     """One image (array or tensor) -> (3, 299, 299) float32 Inception input for ``protocol``."""
     check_protocol(protocol)
     return to_299(as_chw_uint8(image), protocol, size)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Union
 
+from aesthetic4k_metrics.defaults import EVAL_SIZE, FID_PROTOCOL
 from aesthetic4k_metrics.errors import UserError
 
 Source = Union[str, Path, list]
@@ -61,7 +62,7 @@ def _fill(metric, generated: Source, reference: Source, batch_size: int):
     return metric
 
 
-def compute_fid(generated: Source, reference: Source, size: Optional[int] = 2048, protocol: str = "paper",
+def compute_fid(generated: Source, reference: Source, size: Optional[int] = EVAL_SIZE, protocol: str = FID_PROTOCOL,
                 batch_size: int = 16, feature=2048, device="cpu", patch_count: int = 0, patch_seed: int = 0) -> float:
     """FID of a folder (or list) of generated images against real images or a ``.npz`` of reference statistics.
 
@@ -75,7 +76,7 @@ def compute_fid(generated: Source, reference: Source, size: Optional[int] = 2048
     return float(metric.compute())
 
 
-def compute_kid(generated: Source, reference: Source, size: Optional[int] = 2048, protocol: str = "paper",
+def compute_kid(generated: Source, reference: Source, size: Optional[int] = EVAL_SIZE, protocol: str = FID_PROTOCOL,
                 batch_size: int = 16, feature=2048, device="cpu", subsets: int = 100, subset_size: int = 1000,
                 seed: int = 0) -> tuple[float, float]:
     """KID (mean, std over subsets) of generated images against real images or reference statistics."""
@@ -87,7 +88,7 @@ def compute_kid(generated: Source, reference: Source, size: Optional[int] = 2048
     return float(mean), float(std)
 
 
-def save_reference_stats(reference: Source, path, size: Optional[int] = 2048, protocol: str = "paper",
+def save_reference_stats(reference: Source, path, size: Optional[int] = EVAL_SIZE, protocol: str = FID_PROTOCOL,
                          batch_size: int = 16, feature=2048, device="cpu", patch_count: int = 0,
                          patch_seed: int = 0):
     """Compute the Inception features of real images once and save them (metrics/reference_stats.py)."""

@@ -25,15 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
+from aesthetic4k_metrics.defaults import MAX_PIXELS as DEFAULT_MAX_PIXELS
 from aesthetic4k_metrics.errors import ImageError
 from aesthetic4k_metrics.file_kinds import FileKindError, open_regular
+from aesthetic4k_metrics.files import display_path
 from aesthetic4k_metrics.native_stderr import decoder_messages_hidden
 
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV's own warnings ("[ WARN:0@...") off the terminal
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-# 250 megapixels (e.g. 15800 x 15800): far above any camera, far below what exhausts memory.
-DEFAULT_MAX_PIXELS = 250_000_000
 _OPENCV_MAX_PIXELS = 1 << 30  # OpenCV's own decoder limit (OPENCV_IO_MAX_IMAGE_PIXELS)
 _OPENCV_MAX_SIDE = 1 << 20    # ... and per side (OPENCV_IO_MAX_IMAGE_WIDTH / _HEIGHT)
 JPEG_MAX_SIDE = 65500         # libjpeg's JPEG_MAX_DIMENSION: no JPEG, encoded or decoded, has a longer side
@@ -53,13 +53,6 @@ class DecodedImage:
 
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-
-
-def display_path(path) -> str:
-    """The path as printable text: bytes that are not UTF-8 are shown as \\xNN escapes."""
-    if isinstance(path, (str, os.PathLike, bytes)):
-        return os.fsencode(path).decode("utf-8", "backslashreplace")
-    return str(path)
 
 
 # ---------------------------------------------------------------- reading the file
@@ -185,7 +178,7 @@ def image_format(data: bytes) -> str:
     raise ValueError(f"not an image: the content is none of {SUPPORTED}")
 
 
-def header_size(data: bytes, fmt: str):
+def declared_size(data: bytes, fmt: str):
     """(width, height) declared by the header of an image in format ``fmt``, or None if unreadable."""
     parse = next(parser for name, _, parser in _FORMATS if name == fmt)
     try:
@@ -230,7 +223,7 @@ def check_header(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
         fmt = image_format(data)
     except ValueError as exc:
         raise ImageError(name, str(exc)) from None
-    size = header_size(data, fmt)
+    size = declared_size(data, fmt)
     if not size or min(size) <= 0:
         raise ImageError(name, f"corrupt {fmt} header (no valid image size)")
     width, height = size

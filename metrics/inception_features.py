@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
+from aesthetic4k_metrics.defaults import FID_PROTOCOL
 from aesthetic4k_metrics.errors import MetricUnavailable, UserError
 from aesthetic4k_metrics.fid_resize import PROTOCOL_RESIZE, as_chw_uint8, check_protocol, to_299
 from aesthetic4k_metrics.inception import FEATURE_DIM, INPUT_SIZE, load_inception
@@ -65,7 +66,7 @@ class InceptionFeatureExtractor(nn.Module):
     P crops of 299 x 299 per image at ``size x size`` (metrics/patches.py), keyed by ``key``.
     """
 
-    def __init__(self, network: nn.Module, size: Optional[int] = None, protocol: str = "paper",
+    def __init__(self, network: nn.Module, size: Optional[int] = None, protocol: str = FID_PROTOCOL,
                  batch_size: int = 16, patch_count: int = 0, patch_seed: int = 0):
         super().__init__()
         self.network = network
@@ -132,7 +133,7 @@ class InceptionMetric(Metric):
     name = ""   # registry name, set by subclasses
 
     def __init__(self, feature: Union[int, nn.Module, str, Path] = FEATURE_DIM, size: Optional[int] = None,
-                 protocol: str = "paper", batch_size: int = 16, patch_count: Optional[int] = None,
+                 protocol: str = FID_PROTOCOL, batch_size: int = 16, patch_count: Optional[int] = None,
                  patch_seed: int = 0, normalize: bool = False, reset_real_features: bool = True,
                  max_pixels: int = DEFAULT_MAX_PIXELS, workers: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)
@@ -269,6 +270,10 @@ class InceptionMetric(Metric):
         self._auto_keys = {True: 0, False: 0}
 
     # -- for a run
+
+    def per_image_values(self) -> dict:
+        """Empty: a distance between two sets has no value per image (the protocol's method, for a run)."""
+        return {}
 
     def provenance(self) -> dict:
         """What the numbers depend on, recorded in a results row's settings."""

@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 import torch
 from torch import nn
 
+from aesthetic4k_metrics.defaults import FID_PROTOCOL, KID_SUBSET_SIZE, KID_SUBSETS, PATCH_COUNT
 from aesthetic4k_metrics.inception import FEATURE_DIM
 from aesthetic4k_metrics.inception_features import DEFAULT_MAX_PIXELS, InceptionMetric
 from aesthetic4k_metrics.registry import METRICS
+
+
+class KIDResult(NamedTuple):
+    """What ``KID.compute()`` returns: the mean unbiased MMD^2 over the subsets and its spread (1/N)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
 KERNEL = "(x.y/d+1)^3, unbiased MMD^2"
 
@@ -63,10 +71,10 @@ class KID(InceptionMetric):
     plot_lower_bound = 0.0
 
     def __init__(self, feature: Union[int, nn.Module, str, Path] = FEATURE_DIM, size: Optional[int] = None,
-                 protocol: str = "paper", batch_size: int = 16, patch_count: Optional[int] = None,
+                 protocol: str = FID_PROTOCOL, batch_size: int = 16, patch_count: Optional[int] = None,
                  patch_seed: int = 0, normalize: bool = False, reset_real_features: bool = True,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, workers: Optional[int] = None, subsets: int = 100,
-                 subset_size: int = 1000, seed: int = 0, **kwargs):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, workers: Optional[int] = None, subsets: int = KID_SUBSETS,
+                 subset_size: int = KID_SUBSET_SIZE, seed: int = 0, **kwargs):
         """FID's arguments (InceptionMetric), then the subsets: ``subsets`` draws of ``subset_size``
         images of each side (fewer when there are fewer images), drawn with ``seed``."""
         if subsets < 1 or subset_size < 2:
@@ -100,15 +108,16 @@ class KID(InceptionMetric):
         n_fake = self._gathered(self.fake_features).shape[0]
         return min(self.subset_size, n_real, n_fake)
 
-    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def compute(self) -> "KIDResult":
+        """``KIDResult(mean, std)`` over the subsets: a (mean, std) pair, as torchmetrics' KID returns."""
         real = self._gathered(self.real_features).double()
         fake = self._gathered(self.fake_features).double()
         picks = subset_picks(real.shape[0], fake.shape[0], self.subset_size, self.subsets, self.seed)
         if picks is None:       # every subset would be the whole set: one estimate, no spread
-            return unbiased_mmd2(real, fake), torch.zeros((), dtype=torch.float64)
+            return KIDResult(unbiased_mmd2(real, fake), torch.zeros((), dtype=torch.float64))
         scores = torch.stack([unbiased_mmd2(real[pick_real.to(real.device)], fake[pick_fake.to(fake.device)])
                               for pick_real, pick_fake in picks])
-        return scores.mean(), scores.std(unbiased=False)
+        return KIDResult(scores.mean(), scores.std(unbiased=False))
 
     def summary(self) -> dict:
         """The results.csv cells: ``kid`` and ``kid_std`` (patch-KID: its mean only); NaN with too few samples."""
@@ -132,4 +141,4 @@ class PatchKID(KID):
     """KID over the same seeded 299 x 299 crops as PatchFID."""
 
     name = "patch_kid"
-    default_patch_count = 8
+    default_patch_count = PATCH_COUNT

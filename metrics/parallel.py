@@ -28,17 +28,19 @@ def ordered_map(function, items, workers: int | None = None) -> list:
         return list(pool.map(function, items))
 
 
-def ordered_stream(function, items, workers: int | None = None, ahead: int = 1):
+def ordered_stream(function, items, workers: int | None = None, ahead: int = 1, thread_name: str = "a4k"):
     """Yield ``function(item)`` for ``items`` in input order, computed on ``workers`` threads at most
     ``ahead`` items ahead of the consumer: the consumer's own work (a network on the previous
-    batch) overlaps with them, and results wait in memory only as far as ``ahead``."""
-    items = list(items)
+    batch) overlaps with them, and results wait in memory only as far as ``ahead``. ``items`` may be
+    a lazy iterator: it is read only as far as the work in flight (images stream, never all held)."""
     workers = usable_cpus() if workers is None else max(1, int(workers))
-    if workers == 1 or len(items) < 2:
+    if hasattr(items, "__len__"):
+        workers = min(workers, max(1, len(items)))
+    if workers == 1:
         yield from (function(item) for item in items)
         return
     ahead = max(int(ahead), workers)
-    with ThreadPoolExecutor(min(workers, len(items))) as pool:
+    with ThreadPoolExecutor(workers, thread_name_prefix=thread_name) as pool:
         pending = deque()
         try:
             for item in items:

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aesthetic4k_metrics.defaults import MAX_PIXELS as DEFAULT_MAX_PIXELS
 from aesthetic4k_metrics.errors import ImageError, UserError
-
-DEFAULT_MAX_PIXELS = 250_000_000
 
 
 def read_pil_rgb(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -98,11 +97,6 @@ def image_list(images) -> list:
             type(images).__module__.startswith("PIL"):
         return [images]
     return list(images)
-
-
-def as_rgb_list(images, normalize: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[np.ndarray]:
-    """Any accepted input -> list of H x W x 3 uint8 RGB arrays (all decoded at once: for few, small images)."""
-    return [to_rgb(image, normalize, max_pixels) for image in image_list(images)]
 
 
 def prepared_batches(images, prepare, keys=None, normalize: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,

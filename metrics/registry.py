@@ -6,13 +6,13 @@ them. Importing this module does not import torch.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import os
 from importlib import import_module
 from typing import Optional
 
 from aesthetic4k_metrics import weights
-from aesthetic4k_metrics.errors import UserError, did_you_mean
+from aesthetic4k_metrics.errors import MetricUnavailable, UserError, did_you_mean
 
 FILE, PIXELS = "file", "pixels"       # what a metric reads: the image file, or decoded pixels through a network
 
@@ -31,6 +31,15 @@ class MetricInfo:
     weights: tuple = ()       # weight files it loads: names known to aesthetic4k_metrics.weights, or "clip:<settings field>"
     published: bool = False   # one of the five metrics of the Aesthetic-4K paper
     description: str = ""
+    plugin: str = ""          # a plugin's spec ("module:Class" or its entry-point name); "" for a built-in
+    version: str = ""         # a plugin's own version, recorded with its numbers
+    factory: object = field(default=None, compare=False, repr=False)   # a plugin's from_settings() holder
+
+    def declaration(self) -> dict:
+        """A plugin as a results row records it (settings ``metric_plugins``): enough for a4k-check, the
+        leaderboard and the report to show and rank its column without importing its code."""
+        return {"spec": self.plugin, "title": self.title, "better": self.better, "version": self.version,
+                "description": self.description}
 
     @property
     def better(self) -> str:
@@ -60,11 +69,20 @@ class MetricInfo:
             return      # the fine-detail metrics are the core
         from aesthetic4k_metrics.extras import require
 
+        if self.plugin:
+            require(self.name, "metrics", ("torch",))    # a run feeds a plugin its pixels through torch
+            return
+
         clip = ("open_clip",) if any(w.startswith("clip:") for w in self.weights) else ()
         require(self.name, "metrics", ("torch", "torchvision", "torchmetrics", *clip))
 
     def load_class(self):
-        """The metric class (importing it may import torch)."""
+        """The metric class (importing it may import torch): anything with ``from_settings(settings)``."""
+        if self.factory is not None:
+            return self.factory
+        if self.plugin:
+            raise MetricUnavailable(f"{self.name} is a plugin metric known from a results file only: "
+                                    f"name it as {self.plugin} to run it", "plugin not loaded")
         module, _, attribute = self.implementation.partition(":")
         return getattr(import_module(module), attribute)
 

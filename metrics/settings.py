@@ -7,24 +7,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from aesthetic4k_metrics import defaults
+
 
 @dataclass
 class MetricSettings:
-    size: int = 2048                       # FID-family evaluation size (shorter side, centre crop)
+    size: int = defaults.EVAL_SIZE                       # FID-family evaluation size (shorter side, centre crop)
     device: str = "cpu"                    # resolve "auto" with resolve_device before building metrics
-    batch_size: int = 8                    # images per network forward pass
+    batch_size: int = defaults.METRIC_BATCH_SIZE                    # images per network forward pass
     weights: dict = field(default_factory=dict)   # weight name -> explicit file (``--weights NAME=PATH``)
     allow_download: Optional[bool] = None  # None: the A4K_ALLOW_DOWNLOAD environment variable decides
-    cr_mode: str = "jpeg95"                # Compression Ratio: "jpeg95" re-encode, or "file" sizes
-    fid_protocol: str = "paper"
-    patch_count: int = 8                   # patch-FID/KID crops per image
-    patch_seed: int = 0
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
-    clip_model: str = "ViT-B-16"           # CLIPScore
-    aesthetics_model: str = "ViT-L-14"     # the CLIP under the aesthetic head
+    cr_mode: str = defaults.CR_MODE                # Compression Ratio: "jpeg95" re-encode, or "file" sizes
+    fid_protocol: str = defaults.FID_PROTOCOL
+    patch_count: int = defaults.PATCH_COUNT                   # patch-FID/KID crops per image
+    patch_seed: int = defaults.PATCH_SEED
+    kid_subsets: int = defaults.KID_SUBSETS
+    kid_subset_size: int = defaults.KID_SUBSET_SIZE
+    clip_model: str = defaults.CLIP_SCORE_MODEL           # CLIPScore
+    aesthetics_model: str = defaults.AESTHETICS_MODEL     # the CLIP under the aesthetic head
     aesthetics_precision: Optional[str] = None   # "fp16" (upstream, CUDA) or "fp32"; None: fp16 on CUDA, else fp32
-    max_pixels: int = 250_000_000          # decode guard for every image read
+    max_pixels: int = defaults.MAX_PIXELS          # decode guard for every image read
 
 
 def resolve_device(spec: Optional[str]) -> str:

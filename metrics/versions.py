@@ -34,6 +34,7 @@ LIBRARIES: dict[str, tuple] = {
     "clip_score": (*_NETWORK, *_CLIP, "ftfy", "regex"),
     "aesthetics": (*_NETWORK, *_CLIP),
 }
+PLUGIN_LIBRARIES = ("pillow", "numpy", "torch")   # a plugin metric's pixels: decoded by Pillow, fed through torch
 GENERATED_IMAGES = _JPEG     # a generator's images are saved as Pillow JPEG q95 before they are scored
 
 # the same module from other distributions: the version of whichever is installed is recorded
@@ -44,7 +45,7 @@ NOT_INSTALLED = "not installed"
 
 def libraries_of(metrics, generator=()) -> list[str]:
     """The libraries that can move the numbers of ``metrics`` (names) on images from ``generator``'s list."""
-    names = {library for metric in metrics for library in LIBRARIES[metric]}
+    names = {library for metric in metrics for library in LIBRARIES.get(metric, PLUGIN_LIBRARIES)}
     return sorted(names.union(generator))
 
 

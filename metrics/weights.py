@@ -17,7 +17,6 @@ Nothing here imports torch, and nothing downloads at import time.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import tempfile
@@ -27,6 +26,7 @@ from typing import Optional
 
 from aesthetic4k_metrics.cache import cache_root
 from aesthetic4k_metrics.errors import UserError, WeightUnavailable
+from aesthetic4k_metrics.files import sha256_file
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
@@ -51,9 +51,6 @@ class ResolvedWeight:
     name: str
     path: Path
     source: str          # "path ...", "env ...", "cache ...", "package ...", "hub ...", "url ..."
-
-    def describe(self) -> str:
-        return self.source
 
     @property
     def label(self) -> str:
@@ -180,11 +177,7 @@ def sha256_of(path: Path) -> str:
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _SHA_MEMO:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _SHA_MEMO[key] = digest.hexdigest()
+        _SHA_MEMO[key] = sha256_file(path)
     return _SHA_MEMO[key]
 
 

@@ -12,7 +12,8 @@ from PIL import Image
 
 from aesthetic4k.cli.data import main
 from aesthetic4k.data import open_dataset, validate
-from aesthetic4k.data.paths import OutsidePath, inside, json_line, shown
+from aesthetic4k.data.paths import OutsidePath, inside, json_line
+from aesthetic4k_metrics.files import display_path
 from aesthetic4k.data.stats import split_stats
 from aesthetic4k.errors import UserError
 from tests.test_data_images import gradient_image
@@ -131,7 +132,7 @@ def test_non_utf8_file_names_in_build_validate_and_stats(tmp_path):
     text = (out / "manifest.jsonl").read_text(encoding="utf-8")  # valid UTF-8 throughout
     sources = [json.loads(line)["source"] for line in text.splitlines()]
     assert raw in sources and "plain.jpg" in sources
-    assert shown(raw) == "caf\\xe9-\\xff.jpg"
+    assert display_path(raw) == "caf\\xe9-\\xff.jpg"
     # a metadata.jsonl naming such a file (as JSON escapes) loads, validates and gets statistics
     folder = tmp_path / "data"
     folder.mkdir()

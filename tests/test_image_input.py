@@ -12,7 +12,8 @@ from PIL import Image
 
 from aesthetic4k.errors import ImageError
 from aesthetic4k_metrics.detail import measure_files
-from aesthetic4k_metrics.image_input import DEFAULT_MAX_PIXELS, check_header, display_path, header_size, read_image, read_rgb
+from aesthetic4k_metrics.files import display_path
+from aesthetic4k_metrics.image_input import DEFAULT_MAX_PIXELS, check_header, declared_size, read_image, read_rgb
 from tests.images import natural, save
 from tests.odd_files import HUGE_SIDE, encoded, huge_png, make_odd_files
 
@@ -93,9 +94,9 @@ def test_bigtiff_and_os2_bmp_headers():
     ifd = len(entries).to_bytes(8, "little") + b"".join(
         tag.to_bytes(2, "little") + kind.to_bytes(2, "little") + (1).to_bytes(8, "little") + value.to_bytes(8, "little")
         for tag, kind, value in entries)
-    assert header_size(big + ifd, "TIFF") == (3000, 2000)
+    assert declared_size(big + ifd, "TIFF") == (3000, 2000)
     os2 = b"BM" + bytes(12) + (12).to_bytes(4, "little") + (640).to_bytes(2, "little") + (480).to_bytes(2, "little")
-    assert header_size(os2, "BMP") == (640, 480)
+    assert declared_size(os2, "BMP") == (640, 480)
 
 
 def test_pixel_limit_is_checked_before_decoding(tmp_path, rgb, monkeypatch):

@@ -15,6 +15,7 @@ import sys
 
 from aesthetic4k.cli.common import Parser, finite_number
 from aesthetic4k.errors import UserError
+from aesthetic4k_metrics.defaults import MAX_PIXELS
 
 PROG = "a4k-data"
 
@@ -87,8 +88,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="format for train images that need re-encoding (rotated, CMYK, 16-bit...); others "
                             "are copied byte for byte (default: png)")
     build.add_argument("--link", action="store_true", help="hard-link unchanged train images instead of copying")
-    build.add_argument("--max-pixels", type=int, default=250_000_000,
-                       help="refuse images with more pixels (decompression-bomb guard; default 250,000,000)")
+    build.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                       help=f"refuse images with more pixels (decompression-bomb guard; default {MAX_PIXELS:,})")
     build.add_argument("--device", default="cpu", help="device for the aesthetics filter (default: cpu)")
     build.add_argument("--workers", type=_positive, default=None,
                        help="parallel workers for scanning, decoding, hashing, the GLCM filter and writing "
@@ -155,18 +156,18 @@ def _build(args) -> int:
 
 
 def _print_summary(summary: dict, out) -> None:
-    from aesthetic4k.data.paths import shown
+    from aesthetic4k_metrics.files import display_path
 
     print(f"{summary['files']} file(s): " + ", ".join(f"{n} {k}" for k, n in summary["decisions"].items()))
     for reason, count in summary["skip_reasons"].items():
-        print(f"  {count:>5}  {shown(reason)}")
+        print(f"  {count:>5}  {display_path(reason)}")
     splits, written = summary["splits"], summary["written"]
     evals = ", ".join(f"{name}: {n}" for name, n in written.items() if name != "train")
     print(f"train split: {splits['train']} image(s), written to train/: {written['train']}")
     print(f"eval split: {splits['eval']} image(s), written to {evals}")
     for note in summary["notes"]:
-        print(f"note: {shown(note)}")
-    print(f"dataset written to {shown(out)} (every decision in {shown(out / 'manifest.jsonl')})")
+        print(f"note: {display_path(note)}")
+    print(f"dataset written to {display_path(out)} (every decision in {display_path(out / 'manifest.jsonl')})")
 
 
 def _stats(args) -> int:
@@ -208,11 +209,11 @@ def _validate(args) -> int:
 
     dataset = open_dataset(args.dataset, size=args.size, split=args.split, progress=not args.quiet)
     problems = validate(dataset, images=not args.no_images, decode=not args.quick, progress=not args.quiet)
-    from aesthetic4k.data.paths import shown
+    from aesthetic4k_metrics.files import display_path
 
-    where = shown(getattr(dataset, "metadata_path", dataset.name))
+    where = display_path(getattr(dataset, "metadata_path", dataset.name))
     for problem in problems:
-        print(f"{where}: {shown(problem)}")
+        print(f"{where}: {display_path(problem)}")
     errors = sum(1 for p in problems if p.severity == "error")
     warnings = len(problems) - errors
     print(f"{len(dataset)} entries, {errors} error(s), {warnings} warning(s)")

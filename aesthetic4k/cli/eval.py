@@ -38,6 +38,8 @@ def build_parser() -> Parser:
     import argparse
 
     from aesthetic4k_metrics.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
+    from aesthetic4k.generators import base as gen_defaults
+    from aesthetic4k_metrics import defaults
     from aesthetic4k_metrics.image_input import JPEG_MAX_SIDE
 
     p = Parser(prog=PROG, description=__doc__.split(":", 1)[1].strip(), epilog=EXAMPLES,
@@ -49,10 +51,11 @@ def build_parser() -> Parser:
                                              "published layout")
     run.add_argument("--size", type=_positive("--size", 64, JPEG_MAX_SIDE, " (generated images are saved as "
                                                               "JPEG, which holds no longer side)"),
-                     help="evaluation size: generated images are N x N and FID resizes to N (default 2048); "
+                     help=f"evaluation size: generated images are N x N and FID resizes to N (default {defaults.EVAL_SIZE}); "
                           "a folder's images are scored at their true size, --size then sets only the FID resize")
     run.add_argument("--metrics", "-m", help="comma list (default: glcm_score,compression_ratio,fid,clip_score,"
-                                             "aesthetics, those that can run); extras: kid,patch_fid,patch_kid")
+                                             "aesthetics, those that can run); extras: kid,patch_fid,patch_kid; "
+                                             "plugins: an installed plugin's name or module:Class")
     run.add_argument("--limit", type=_positive("--limit"), help="only the first N dataset entries")
     run.add_argument("--seed", type=int, default=0, help="seed for every prompt (paper: 0)")
     run.add_argument("--per-image", type=Path, help="also write one row per image (and per skipped file) to this CSV")
@@ -64,8 +67,8 @@ def build_parser() -> Parser:
                      help="save the reference images' Inception features for later --reference FILE.npz")
     run.add_argument("--skip-bad", action="store_true",
                      help="skip unreadable, too small or too large images (listed with their reason)")
-    run.add_argument("--max-pixels", type=_positive("--max-pixels"), default=250_000_000,
-                     help="refuse images declaring more pixels than this (default 250000000)")
+    run.add_argument("--max-pixels", type=_positive("--max-pixels"), default=defaults.MAX_PIXELS,
+                     help=f"refuse images declaring more pixels than this (default {defaults.MAX_PIXELS})")
     run.add_argument("--from-files", action="store_true",
                      help="network metrics read the saved q95 JPEGs instead of the in-memory images "
                           "(the paper used the in-memory image)")
@@ -77,7 +80,7 @@ def build_parser() -> Parser:
     gen = p.add_argument_group("generators")
     gen.add_argument("--images", help="folder generator: the folder of generated images")
     gen.add_argument("--device", default="auto", help="auto (default: cuda when available), cpu, cuda, cuda:1")
-    gen.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], help="model precision")
+    gen.add_argument("--dtype", choices=gen_defaults.DTYPE_CHOICES, help="model precision")
     gen.add_argument("--batch-size", type=_positive("--batch-size"), default=1,
                      help="prompts per generation call (default 1); see --metric-batch-size for scoring")
     gen.add_argument("--steps", type=_positive("--steps"), help="sampling steps (default: the paper's, Flux 50, SD3 28)")
@@ -86,27 +89,33 @@ def build_parser() -> Parser:
     gen.add_argument("--vae", metavar="f16|f8|DIR",
                      help="flux/sd3: F16 partitioned VAE (default), the original F8, or a folder with a VAE "
                           "trained by a4k-train-vae")
-    gen.add_argument("--partitions", type=_positive("--partitions"), default=2,
-                     help="F16 VAE decode partitions per side (default 2)")
-    gen.add_argument("--base-size", type=_positive("--base-size", 16), default=1024,
-                     help="upscale: size before upscaling (default 1024)")
-    gen.add_argument("--resample", choices=["bicubic", "lanczos"], default="bicubic", help="upscale filter")
+    gen.add_argument("--partitions", type=_positive("--partitions"), default=gen_defaults.PARTITIONS,
+                     help=f"F16 VAE decode partitions per side (default {gen_defaults.PARTITIONS})")
+    gen.add_argument("--base-size", type=_positive("--base-size", 16), default=gen_defaults.BASE_SIZE,
+                     help=f"upscale: size before upscaling (default {gen_defaults.BASE_SIZE})")
+    gen.add_argument("--resample", choices=gen_defaults.RESAMPLERS, default=gen_defaults.RESAMPLERS[0],
+                     help="upscale filter")
 
     met = p.add_argument_group("metrics")
-    met.add_argument("--cr-mode", choices=["jpeg95", "file"], default="jpeg95",
-                     help="Compression Ratio: re-encode at JPEG q95 (default) or use file sizes")
+    met.add_argument("--cr-mode", choices=defaults.CR_MODES, default=defaults.CR_MODE,
+                     help=f"Compression Ratio: re-encode at JPEG q{defaults.JPEG_QUALITY} (default {defaults.CR_MODE}) "
+                          "or use file sizes")
     met.add_argument("--workers", type=_positive("--workers", 0), default=0,
                      help="threads for the fine-detail metrics (default 0: one per core)")
-    met.add_argument("--metric-batch-size", type=_positive("--metric-batch-size"), default=8,
-                     help="images per batch through the metric networks, and per step of the run (default 8)")
-    met.add_argument("--fid-protocol", choices=["paper", "clean"], default="paper", help="FID resize protocol")
-    met.add_argument("--patch-count", type=_positive("--patch-count"), default=8,
-                     help="patch-FID/KID: 299x299 crops per image")
-    met.add_argument("--patch-seed", type=int, default=0, help="patch-FID/KID: crop seed")
-    met.add_argument("--clip-model", default="ViT-B-16", help="CLIPScore open_clip model (default ViT-B-16)")
-    met.add_argument("--aesthetics-model", default="ViT-L-14",
-                     help="open_clip model under the aesthetic head (default ViT-L-14, the published one)")
-    met.add_argument("--aesthetics-precision", choices=["fp16", "fp32"],
+    met.add_argument("--metric-batch-size", type=_positive("--metric-batch-size"), default=defaults.METRIC_BATCH_SIZE,
+                     help="images per batch through the metric networks, and per step of the run "
+                          f"(default {defaults.METRIC_BATCH_SIZE})")
+    met.add_argument("--fid-protocol", choices=defaults.FID_PROTOCOLS, default=defaults.FID_PROTOCOL,
+                     help="FID resize protocol")
+    met.add_argument("--patch-count", type=_positive("--patch-count"), default=defaults.PATCH_COUNT,
+                     help=f"patch-FID/KID: 299x299 crops per image (default {defaults.PATCH_COUNT})")
+    met.add_argument("--patch-seed", type=int, default=defaults.PATCH_SEED, help="patch-FID/KID: crop seed")
+    met.add_argument("--clip-model", default=defaults.CLIP_SCORE_MODEL,
+                     help=f"CLIPScore open_clip model (default {defaults.CLIP_SCORE_MODEL})")
+    met.add_argument("--aesthetics-model", default=defaults.AESTHETICS_MODEL,
+                     help=f"open_clip model under the aesthetic head (default {defaults.AESTHETICS_MODEL}, "
+                          "the published one)")
+    met.add_argument("--aesthetics-precision", choices=defaults.PRECISIONS,
                      help="Aesthetics CLIP precision (default: fp16 on CUDA as upstream, fp32 on the CPU)")
     met.add_argument("--bootstrap", type=_positive("--bootstrap", 0, 100_000), default=DEFAULT_RESAMPLES, metavar="N",
                      help=f"resamples of the seeded bootstrap over images behind every metric's 95%% interval "
@@ -135,11 +144,21 @@ def _list_generators():
 
 
 def _list_metrics():
+    from aesthetic4k.errors import UserError
+    from aesthetic4k_metrics import plugin_metrics
     from aesthetic4k_metrics.registry import METRICS
 
+    broken = []
+    for name in plugin_metrics.installed():       # entry-point plugins are listed like the built-ins
+        try:
+            plugin_metrics.load(name)
+        except UserError as exc:
+            broken.append(f"{name:18s} plugin that does not load: {exc}")
     for info in METRICS.values():
         needs = f" (needs {', '.join(info.needs)})" if info.needs else ""
         print(f"{info.name:18s} {info.better} is better{needs}: {info.description}")
+    for line in broken:
+        print(line)
 
 
 def _metric_settings(args):
@@ -180,13 +199,19 @@ def _config(args):
     from aesthetic4k.evaluation import EvalConfig
     from aesthetic4k.evaluation.intervals import BootstrapSettings
     from aesthetic4k.generators.base import GeneratorOptions
-    from aesthetic4k_metrics.registry import parse_metric_list
+    from aesthetic4k_metrics.plugin_metrics import parse_metric_specs
 
     if not args.generator:
         raise UserError("--generator is required (see --list-generators)")
     if not args.out:
         raise UserError("--out results.csv is required")
-    if args.vae and args.vae.lower() in ("f16", "f8"):
+    if args.metrics is not None and not args.metrics.replace(",", "").strip():
+        from aesthetic4k_metrics.registry import METRICS
+
+        raise UserError("--metrics is empty; available: " + ", ".join(METRICS))
+    from aesthetic4k.generators.base import VAE_CHOICES
+
+    if args.vae and args.vae.lower() in VAE_CHOICES:
         args.vae = args.vae.lower()
     elif args.vae and not Path(args.vae).is_dir():
         raise UserError(f"--vae {args.vae}: expected f16, f8 or a folder holding a trained VAE")
@@ -195,7 +220,7 @@ def _config(args):
                                          resample=args.resample, offload=args.offload, vae=args.vae,
                                          partitions=args.partitions, progress=not args.no_progress)
     return EvalConfig(generator=args.generator, out=args.out, dataset=args.dataset, size=args.size,
-                      metrics=parse_metric_list(args.metrics) if args.metrics is not None else None,
+                      metrics=parse_metric_specs(args.metrics) if args.metrics is not None else None,
                       limit=args.limit, seed=args.seed, batch_size=args.batch_size, workers=args.workers,
                       per_image=args.per_image, images_out=args.images_out, skip_bad=args.skip_bad,
                       from_files=args.from_files, report=args.report, reference=args.reference,

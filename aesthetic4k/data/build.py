@@ -32,7 +32,7 @@ from aesthetic4k.data.build_state import STATE_DIR, BuildLock, Journal, ShardSto
 from aesthetic4k.data.captioning import CaptionerOptions, CaptionRejected, captioner_key, clean_caption, create_captioner
 from aesthetic4k.data.distribute import Progress, file_size, run_stage
 from aesthetic4k.data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
-from aesthetic4k.data.paths import shown
+from aesthetic4k_metrics.files import display_path
 from aesthetic4k.data.phash import DEFAULT_THRESHOLD
 from aesthetic4k.data.validation import MAX_CAPTION_WORDS
 from aesthetic4k.errors import UserError
@@ -243,7 +243,7 @@ def _caption_one(item: SourceFile, captioner, key: str, persist: bool, allows_em
         except UserError:
             raise
         except Exception as exc:  # a plugin's own failure: stop, keeping what is done
-            raise UserError(f"captioner {key} failed on {shown(item.rel)} ({type(exc).__name__}: {exc}); finished "
+            raise UserError(f"captioner {key} failed on {display_path(item.rel)} ({type(exc).__name__}: {exc}); finished "
                             "captions are saved, re-run to resume") from None
         if persist:
             journal.add({"sha256": sha, "captioner": key, "caption": text, "source": item.rel})
@@ -315,7 +315,7 @@ def assign_stems(items: list[SourceFile]) -> None:
 
 def _check_options(options: BuildOptions) -> None:
     if not options.source.is_dir():
-        raise UserError(f"--source {shown(options.source)}: no such folder")
+        raise UserError(f"--source {display_path(options.source)}: no such folder")
     if options.out.resolve() == options.source.resolve():
         raise UserError("--out must differ from --source (the source folder is never modified)")
     if options.min_short_side < 1:
@@ -351,7 +351,7 @@ def build(options: BuildOptions) -> dict:
     try:
         options.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"--out {shown(options.out)}: cannot create ({exc.strerror or exc})") from None
+        raise UserError(f"--out {display_path(options.out)}: cannot create ({exc.strerror or exc})") from None
     state = options.out / STATE_DIR
     notes: list[str] = []
     work: dict = {}
@@ -361,7 +361,7 @@ def build(options: BuildOptions) -> dict:
         captions = Journal(state / "captions.jsonl", ("sha256", "captioner"), durable=True)
         items = find_files(options.source, options.out)
         if not items:
-            raise UserError(f"--source {shown(options.source)}: no files found")
+            raise UserError(f"--source {display_path(options.source)}: no files found")
         pool = distribute.create(options.distributor, options.workers, options.ray_address)
         try:
             pool.prepare(glcm=options.min_glcm is not None)

@@ -16,7 +16,8 @@ from aesthetic4k.data.build_state import STATE_DIR, ShardStore
 from aesthetic4k.data.distribute import RESUME_HINT, file_size, run_stage
 from aesthetic4k.data.images import IMAGE_EXTENSIONS, ImageHeader, needs_normalisation
 from aesthetic4k.data.metadata import METADATA_NAME, write_metadata
-from aesthetic4k.data.paths import json_line, shown
+from aesthetic4k.data.paths import json_line
+from aesthetic4k_metrics.files import display_path
 from aesthetic4k.errors import UserError
 
 
@@ -80,7 +81,7 @@ def write_outputs(jobs: list[dict], items: list, store: ShardStore, options, poo
                 item.outputs = []
             store.update(result.get("written", []))
     if failures:
-        raise UserError(f"cannot write {shown(failures[0])}" + (f" (and {len(failures) - 1} more)"
+        raise UserError(f"cannot write {display_path(failures[0])}" + (f" (and {len(failures) - 1} more)"
                                                                 if len(failures) > 1 else "") + f"; {RESUME_HINT}")
     return len(jobs)
 
@@ -143,7 +144,7 @@ def _settings(options, captioner_name: str, pool) -> dict:
         settings["caption_model"] = caption["model"]
         settings["caption_instruction"] = caption["instruction"]
     settings.pop("progress")
-    return json.loads(json.dumps(settings, default=shown))
+    return json.loads(json.dumps(settings, default=display_path))
 
 
 def finish(items: list, options, captioner_name: str, notes: list, pool, work: dict) -> dict:

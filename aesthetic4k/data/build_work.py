@@ -10,7 +10,6 @@ result cannot depend on how the work was spread.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from aesthetic4k.atomic import atomic_path
 from aesthetic4k.data.build_state import write_shard
 from aesthetic4k.errors import ImageError, UserError
+from aesthetic4k_metrics.files import sha256_file
 
 SCAN_VERSION = 2
 HASH_DRAFT = 256     # JPEGs are decoded at >= 256 px for the decode check and the hash: 8-64x faster
@@ -47,14 +47,6 @@ def _commit(state: str, stage: str, records: list) -> None:
 
 # ---------------------------------------------------------------- scan
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def scan_file(path: Path, max_pixels: int) -> dict:
     """Hash, header and decode check of one file; ``error`` set instead when it cannot be used."""
     import numpy as np
@@ -67,7 +59,7 @@ def scan_file(path: Path, max_pixels: int) -> dict:
         stat = path.stat()
         result.update(bytes=stat.st_size, mtime_ns=stat.st_mtime_ns)
         header = read_header(path, max_pixels)  # zero-byte, non-image and bomb checks first
-        result["sha256"] = _sha256(path)
+        result["sha256"] = sha256_file(path)
         image = open_rgb(path, max_pixels, draft_size=HASH_DRAFT)
         result.update(width=header.width, height=header.height, format=header.format, mode=header.mode,
                       orientation=header.orientation, icc=header.icc,

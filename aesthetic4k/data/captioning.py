@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from aesthetic4k.plugins import Registry
+from aesthetic4k.plugins import Builtin, Registry, table
 
 ENTRY_POINT_GROUP = "aesthetic4k.captioners"
 
@@ -83,13 +83,13 @@ class SidecarCaptioner:
         raise CaptionRejected(f"no sidecar caption ({path.with_suffix('.txt').name})")
 
 
-BUILTINS = {
-    "sidecar": ("aesthetic4k.data.captioning:SidecarCaptioner", "caption from a .txt file beside each image"),
-    "openai": ("aesthetic4k.data.openai_captioner:OpenAICaptioner",
-               "any OpenAI-compatible chat endpoint with image input ($OPENAI_API_KEY, $OPENAI_BASE_URL), "
-               "the paper's instruction"),
-    "none": ("aesthetic4k.data.captioning:NoCaptioner", "empty captions"),
-}
+BUILTINS = table([
+    Builtin("sidecar", "aesthetic4k.data.captioning:SidecarCaptioner", "caption from a .txt file beside each image"),
+    Builtin("openai", "aesthetic4k.data.openai_captioner:OpenAICaptioner",
+            "any OpenAI-compatible chat endpoint with image input ($OPENAI_API_KEY, $OPENAI_BASE_URL), "
+            "the paper's instruction"),
+    Builtin("none", "aesthetic4k.data.captioning:NoCaptioner", "empty captions"),
+])
 
 
 REGISTRY = Registry("captioner", ENTRY_POINT_GROUP, BUILTINS, "caption")

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from aesthetic4k.data.metadata import METADATA_NAME, NO_ENTRIES, CaptionRule, Entry, LineError, read_lines
-from aesthetic4k.data.paths import OutsidePath, inside, shown
+from aesthetic4k.data.paths import OutsidePath, inside
+from aesthetic4k_metrics.files import display_path
 from aesthetic4k.data.records import Record
 from aesthetic4k.errors import UserError
 from aesthetic4k_metrics.errors import did_you_mean
@@ -60,21 +61,21 @@ class MetadataDataset:
         for item in self.entries():
             found = (item.line, item.reason) if isinstance(item, LineError) else captions.add(item.line, item.text)
             if found:
-                raise UserError(f"{shown(self.metadata_path)}: line {found[0]}: {found[1]} "
-                                f"(run `a4k-data validate {shown(self.root)}` for all problems)")
+                raise UserError(f"{display_path(self.metadata_path)}: line {found[0]}: {found[1]} "
+                                f"(run `a4k-data validate {display_path(self.root)}` for all problems)")
             try:
                 path = self.image_path(item)
             except OutsidePath as exc:
-                raise UserError(f"{shown(self.metadata_path)}: line {item.line}: {exc.reason}; refused") from None
+                raise UserError(f"{display_path(self.metadata_path)}: line {item.line}: {exc.reason}; refused") from None
             stem = Path(item.file_name).stem
             if stem in seen:
                 # generated images are named <stem>.jpg, so two entries with one stem would overwrite each other
-                raise UserError(f"{shown(self.metadata_path)}: line {item.line}: file stem {shown(stem)!r} already "
+                raise UserError(f"{display_path(self.metadata_path)}: line {item.line}: file stem {display_path(stem)!r} already "
                                 f"used on line {seen[stem]}; stems must be unique")
             seen[stem] = item.line
             yield Record(stem=stem, prompt=item.text, image_path=path, line=item.line)
         if not seen:
-            raise UserError(f"{shown(self.metadata_path)}: {NO_ENTRIES}")
+            raise UserError(f"{display_path(self.metadata_path)}: {NO_ENTRIES}")
 
     def __len__(self) -> int:
         if self._length is None:
@@ -87,7 +88,7 @@ def _local_metadata(folder: Path, size: int, split: str) -> Path:
     if not folder.is_dir():
         problem = file_problem(folder)      # a FIFO or a device is named, never opened
         if problem:
-            raise UserError(f"dataset {shown(folder)}: {problem}; expected a folder or a .jsonl file")
+            raise UserError(f"dataset {display_path(folder)}: {problem}; expected a folder or a .jsonl file")
     if folder.is_file():
         if folder.name.endswith(".jsonl"):
             return folder

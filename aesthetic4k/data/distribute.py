@@ -28,10 +28,9 @@ WARM_GLCM = "A4K_BUILD_WARM_GLCM"
 
 
 def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    from aesthetic4k_metrics.parallel import usable_cpus
+
+    return usable_cpus()
 
 
 def _worker_init() -> None:
@@ -281,9 +280,9 @@ def run_stage(pool, desc: str, function, todo: list, arguments, options, name=la
     if cost is not None and pool.workers > 1:
         todo = sorted(todo, key=cost, reverse=True)
     groups = batches_of(todo, pool.workers)
-    from aesthetic4k.data.paths import shown
+    from aesthetic4k_metrics.files import display_path
 
-    labels = [shown(name(group[0])) + (f" (+{len(group) - 1} more)" if len(group) > 1 else "") for group in groups]
+    labels = [display_path(name(group[0])) + (f" (+{len(group) - 1} more)" if len(group) > 1 else "") for group in groups]
     bar = Progress(desc, len(todo), options.progress)
     try:
         for index, results in pool.map(function, [arguments(group) for group in groups], labels):

@@ -19,10 +19,9 @@ import numpy as np
 from aesthetic4k.atomic import atomic_path
 from aesthetic4k.errors import ImageError
 from aesthetic4k_metrics.compression import jpeg_side_problem
+from aesthetic4k_metrics.defaults import JPEG_QUALITY, MAX_PIXELS as DEFAULT_MAX_PIXELS
 from aesthetic4k_metrics.file_kinds import file_problem
 
-# 250 megapixels (e.g. 15800 x 15800): far above any camera, far below what exhausts memory.
-DEFAULT_MAX_PIXELS = 250_000_000
 EXIF_ORIENTATION = 0x0112
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
 
@@ -243,7 +242,7 @@ def load_center_crop(path: str | os.PathLike, size: int, resample: str = "lanczo
     return np.asarray(resize_center_crop(image, size, resample))
 
 
-def save_atomic(image, path: str | os.PathLike, quality: int = 95) -> None:
+def save_atomic(image, path: str | os.PathLike, quality: int = JPEG_QUALITY) -> None:
     """Save as PNG (lossless) or JPEG (by suffix) through a temporary file and a rename."""
     path = Path(path)
     suffix = path.suffix.lower()

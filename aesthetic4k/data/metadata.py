@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
-from aesthetic4k.data.paths import OutsidePath, inside, shown
+from aesthetic4k.data.paths import OutsidePath, inside
+from aesthetic4k_metrics.files import display_path
 from aesthetic4k.errors import UserError
 from aesthetic4k_metrics.file_kinds import FileKindError, open_regular
 from aesthetic4k_metrics.json_text import JSONProblem, parse
@@ -111,13 +112,13 @@ def read_lines(path: str | os.PathLike, storage=()) -> Iterator[Union[Entry, Lin
     try:
         inside(path.parent, path.name, storage)
     except OutsidePath as exc:
-        raise UserError(f"{shown(path)}: the metadata file {exc.reason}; refused") from None
+        raise UserError(f"{display_path(path)}: the metadata file {exc.reason}; refused") from None
     try:
         handle = open_regular(path, "r", encoding="utf-8-sig")
     except FileKindError as exc:
         if exc.reason == "file not found":
-            raise UserError(f"{shown(path)}: metadata file not found") from None
-        raise UserError(f"{shown(path)}: cannot read the metadata file ({exc.reason})") from None
+            raise UserError(f"{display_path(path)}: metadata file not found") from None
+        raise UserError(f"{display_path(path)}: cannot read the metadata file ({exc.reason})") from None
     with handle:
         number = 0
         try:
@@ -126,9 +127,9 @@ def read_lines(path: str | os.PathLike, storage=()) -> Iterator[Union[Entry, Lin
                 if item is not None:
                     yield item
         except UnicodeDecodeError:
-            raise UserError(f"{shown(path)}: line {number + 1} is not UTF-8 text") from None
+            raise UserError(f"{display_path(path)}: line {number + 1} is not UTF-8 text") from None
         except OSError as exc:
-            raise UserError(f"{shown(path)}: cannot read line {number + 1} ({exc.strerror or exc})") from None
+            raise UserError(f"{display_path(path)}: cannot read line {number + 1} ({exc.strerror or exc})") from None
 
 
 def write_metadata(path: str | os.PathLike, entries) -> None:

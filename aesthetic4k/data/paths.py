@@ -7,16 +7,17 @@ folder are refused before anything is opened. Hugging Face cache snapshots are l
 repository's ``blobs/`` folder, so such a dataset names its storage folder as an allowed root.
 
 File names are whatever the operating system allows: bytes that are not UTF-8 arrive as lone
-surrogates (Python's ``surrogateescape``). :func:`shown` turns any name into printable text and
+surrogates (Python's ``surrogateescape``). ``aesthetic4k_metrics.files.display_path`` turns any name into printable text and
 :func:`json_line` writes such a name into JSON without failing.
 """
 from __future__ import annotations
 
-import errno
 import json
-import os
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Optional
+
+from aesthetic4k_metrics.file_kinds import os_reason
+from aesthetic4k_metrics.files import display_path
 
 
 class OutsidePath(Exception):
@@ -27,18 +28,9 @@ class OutsidePath(Exception):
         self.reason = reason
 
 
-def shown(value) -> str:
-    """Any path or string as printable text (undecodable bytes as \\xNN escapes)."""
-    text = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
-    try:  # the bytes the name really has, undecodable ones escaped
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte (from JSON text)
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def shorten(value, limit: int = 120) -> str:
-    """:func:`shown`, cut in the middle when longer than ``limit`` characters."""
-    text = shown(value)
+    """:func:`display_path`, cut in the middle when longer than ``limit`` characters."""
+    text = display_path(value)
     if len(text) <= limit:
         return text
     half = (limit - 5) // 2
@@ -80,7 +72,7 @@ def inside(root: Path, name: str, also: Iterable[Path] = ()) -> Path:
         resolved = path.resolve()
         real_roots = [Path(root).resolve()] + [Path(extra).resolve() for extra in also]
     except OSError as exc:
-        raise OutsidePath(f"{shorten(name)}: {_os_reason(exc)}") from None
+        raise OutsidePath(f"{shorten(name)}: {os_reason(exc)}") from None
     except ValueError:  # an embedded NUL byte
         raise OutsidePath(f"{shorten(name)}: file name contains a NUL byte") from None
     if not any(_is_inside(resolved, real) for real in real_roots):
@@ -89,19 +81,11 @@ def inside(root: Path, name: str, also: Iterable[Path] = ()) -> Path:
     return path
 
 
-def _os_reason(exc: OSError) -> str:
-    if exc.errno == errno.ENAMETOOLONG:
-        return "file name too long for the file system"
-    if exc.errno == errno.ELOOP:
-        return "symlink loop"
-    return exc.strerror or type(exc).__name__
-
-
 def is_file(path: Path) -> tuple[bool, Optional[str]]:
     """(exists as a regular file, reason when the system refuses to look: too long, loop, ...)."""
     try:
         return path.is_file(), None
     except OSError as exc:
-        return False, _os_reason(exc)
+        return False, os_reason(exc)
     except ValueError:  # an embedded NUL byte
         return False, "file name contains a NUL byte"

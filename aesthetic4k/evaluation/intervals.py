@@ -27,6 +27,7 @@ import numpy as np
 from aesthetic4k.errors import UserError
 from aesthetic4k.results import interval_columns
 from aesthetic4k_metrics import bootstrap
+from aesthetic4k_metrics.registry import METRICS
 
 METHOD = "centred"              # keeps the FID family's intervals around the row's value (see bootstrap.interval_of)
 DIGITS = 4                      # significant digits of an interval cell, rounded outwards: same bits on every run
@@ -217,7 +218,7 @@ def collect(rows: list, metrics: dict, network, parts: list, kid_settings: dict)
     stems = [row["stem"] for row in rows]
     data = PerImageData(stems)
     for name in metrics:
-        if name in MEANS:
+        if name in MEANS or METRICS[name].plugin:     # a plugin's value is the mean of its per-image scores
             data.values[name] = np.array([_number(row.get(name)) for row in rows], np.float64)
             data.metrics[name] = {"kind": "mean"}
         elif name == "compression_ratio":
@@ -310,9 +311,9 @@ def add_intervals(row: dict, run_settings: dict, notes: list, rows: list, metric
                     for name, m in metrics.items() if name in KERNEL}
     data = collect(rows, metrics, network, parts, kid_settings)
     if per_image:
-        from aesthetic4k.evaluation.sources import display
+        from aesthetic4k_metrics.files import display_path
 
-        run_settings["per_image_data"] = display(features_path(per_image))
+        run_settings["per_image_data"] = display_path(features_path(per_image))
     if settings.resamples <= 0:
         run_settings["bootstrap"] = {"resamples": 0}
         notes.extend(small_set_notes(data, {}, row))
@@ -322,6 +323,20 @@ def add_intervals(row: dict, run_settings: dict, notes: list, rows: list, metric
     run_settings["bootstrap"] = settings.record()
     notes.extend(small_set_notes(data, intervals, row))
     return data
+
+
+def disagreeing(data: PerImageData, values: dict) -> list[str]:
+    """The metrics whose value on ``data``'s whole set is not the row's value ``values[name]``: per-image data
+    that does not describe the row (a row edited by hand, a file of another run) must not judge it.
+    Means and ratios agree to rounding; FID and KID to the fast path's noise (see interval_cells)."""
+    out = []
+    for name, statistic in data.statistics([n for n in values if n in data.metrics]).items():
+        value, estimate = _number(values[name]), statistic.estimate()
+        exact = data.metrics[name]["kind"] in ("mean", "ratio")
+        allowed = 1e-9 * abs(value) if exact else max(1e-4 * abs(value), 1e-3)
+        if not abs(value - estimate) <= allowed:
+            out.append(name)
+    return out
 
 
 def paired_differences(current: PerImageData, baseline: PerImageData, names, settings: BootstrapSettings):

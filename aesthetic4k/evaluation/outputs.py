@@ -17,7 +17,7 @@ from pathlib import Path
 from aesthetic4k import results
 from aesthetic4k.errors import UserError
 from aesthetic4k.evaluation.config import EvalConfig, RunResult
-from aesthetic4k.evaluation.sources import display
+from aesthetic4k_metrics.files import display_path
 from aesthetic4k_metrics.file_kinds import named_output
 from aesthetic4k_metrics.registry import METRICS
 
@@ -47,16 +47,15 @@ def check_images_out(folder: Path, dataset, config: EvalConfig) -> None:
     from aesthetic4k_metrics.file_kinds import inside_folder
 
     read = []
-    if dataset is not None and getattr(dataset, "root", None) is not None:
-        read += [("the dataset", folder_of) for folder_of in (dataset_folder(dataset.root),
-                                                               *getattr(dataset, "storage", ()))]
+    if dataset is not None:             # a data.datasets.MetadataDataset
+        read += [("the dataset", folder_of) for folder_of in (dataset_folder(dataset.root), *dataset.storage)]
     if config.generator_options.images:
         read.append(("--images", Path(config.generator_options.images)))
     if config.reference and Path(config.reference).is_dir():
         read.append(("--reference", Path(config.reference)))
     for what, other in read:
         if inside_folder(folder, other):
-            raise UserError(f"--images-out {display(folder)}: inside {what} folder {display(other)}; generated "
+            raise UserError(f"--images-out {display_path(folder)}: inside {what} folder {display_path(other)}; generated "
                             "images are written there and existing ones reused, so choose a folder outside it")
 
 
@@ -82,7 +81,7 @@ class Outputs:
                 continue
             key = os.path.abspath(path)
             if key in seen:
-                raise UserError(f"{flag} and {seen[key]} name the same path {display(path)}")
+                raise UserError(f"{flag} and {seen[key]} name the same path {display_path(path)}")
             seen[key] = flag
         if config.out:
             results.check_writable(Path(config.out), "results")
@@ -95,18 +94,18 @@ class Outputs:
         if config.report:
             report = Path(config.report)
             if report.exists() and not report.is_dir():
-                raise UserError(f"--report {display(report)}: is a file, expected a folder")
+                raise UserError(f"--report {display_path(report)}: is a file, expected a folder")
             if not report.parent.is_dir():
-                raise UserError(f"--report {display(report)}: folder {display(report.parent)} does not exist")
+                raise UserError(f"--report {display_path(report)}: folder {display_path(report.parent)} does not exist")
             if not os.access(report.parent, os.W_OK):
-                raise UserError(f"--report {display(report)}: cannot write in {display(report.parent)}")
+                raise UserError(f"--report {display_path(report)}: cannot write in {display_path(report.parent)}")
         if config.images_out:        # created by the run, once it is known to lie outside what the run reads
             images = Path(config.images_out)
             if images.exists() and not images.is_dir():
-                raise UserError(f"--images-out {display(images)}: is a file, expected a folder")
+                raise UserError(f"--images-out {display_path(images)}: is a file, expected a folder")
             existing = next(p for p in (images, *images.absolute().parents) if p.exists())
             if not existing.is_dir() or not os.access(existing, os.W_OK):
-                raise UserError(f"--images-out {display(images)}: cannot create or write in {display(existing)}")
+                raise UserError(f"--images-out {display_path(images)}: cannot create or write in {display_path(existing)}")
 
     def commit(self, result: RunResult) -> None:
         """Write every output beside its destination, then rename them all into place."""

@@ -9,6 +9,7 @@ the run's fixed batches, so the same run gives the same bits however its images 
 """
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from pathlib import Path
 from typing import Optional
@@ -18,7 +19,8 @@ import numpy as np
 from aesthetic4k.errors import ImageError, UserError
 from aesthetic4k.evaluation.features import FileFeatures, GeneratedFeatures, recipe_digest
 from aesthetic4k.evaluation.intervals import FeatureKeeper
-from aesthetic4k.evaluation.sources import Item, display
+from aesthetic4k.evaluation.sources import Item
+from aesthetic4k_metrics.files import display_path, sha256_file
 from aesthetic4k_metrics.parallel import ordered_map
 from aesthetic4k_metrics.registry import METRICS
 
@@ -42,10 +44,10 @@ class DetailScoring:
                                   workers=self.workers, max_pixels=self.max_pixels))
 
     def per_image(self, item: Item) -> dict:
+        """The image's size as decoded (and its GLCM patch grid for the report); the metrics' own per-image
+        values come from their ``per_image_values()`` when the run finishes, like every metric's."""
         m = item.detail
         row = {"width": m.width, "height": m.height}
-        for name in self.metrics:
-            row.update({column: getattr(m, column) for column in METRICS[name].per_image})
         if self.keep_patches and m.glcm_patches is not None:
             row["glcm_patches"] = m.glcm_patches
         return row
@@ -87,15 +89,17 @@ class NetworkScoring:
 
     # -- features of one batch
 
-    def generated_features(self, items: list[Item]) -> list[tuple[Item, str]]:
-        """Set ``item.features`` for every network metric; return the (item, reason) that cannot be read."""
+    def generated_features(self, items: list[Item], fresh: bool = False) -> list[tuple[Item, str]]:
+        """Set ``item.features`` for every network metric; return the (item, reason) that cannot be read.
+
+        ``fresh``: the items were just generated and are not saved yet: their features come from their
+        in-memory pixels and are kept beside the JPEG about to be written (never looked up in a cache).
+        """
         jobs = []                                            # (item, stem, pixels or path, digests to compute)
         for item in items:
-            if all(digest in item.features for digest in self.extractors):
-                continue                                     # done when it was generated
             missing, kinds = [], set()
             for digest in self.extractors:
-                cached, kind = self._cached_generated(item, digest)
+                cached, kind = (None, None) if fresh else self._cached_generated(item, digest)
                 if cached is None:
                     missing.append(digest)
                 else:
@@ -111,7 +115,7 @@ class NetworkScoring:
         for item, features in self._compute(jobs, bad):
             for digest, value in features.items():
                 item.features[digest] = value
-                self._store_generated(item, digest, value.numpy())
+                self._store_generated(item, digest, value.numpy(), fresh)
         return bad
 
     def _compute(self, jobs: list, bad: list):
@@ -144,7 +148,7 @@ class NetworkScoring:
         """(features, "memory" or "file") from a cache, or (None, None)."""
         import torch
 
-        if digest.startswith("uncached") or item.jpeg is not None:   # just generated: computed from memory
+        if digest.startswith("uncached"):
             return None, None
         if self.generated is not None and not self.from_files:
             if item.image_path not in self._sha:
@@ -155,13 +159,13 @@ class NetworkScoring:
         found = self.files.load(digest, item.image_path, item.stem)
         return (None, None) if found is None else (torch.from_numpy(found), "file")
 
-    def _store_generated(self, item: Item, digest: str, features: np.ndarray) -> None:
+    def _store_generated(self, item: Item, digest: str, features: np.ndarray, fresh: bool) -> None:
         if digest.startswith("uncached"):
             return
-        if item.jpeg is not None and self.generated is not None and not self.from_files:
-            self.generated.save(digest, item.stem, item.jpeg_sha256, features)
-        elif item.jpeg is None:
+        if not fresh:
             self.files.save(digest, item.image_path, item.stem, features)
+        elif self.generated is not None and not self.from_files:   # keyed by the JPEG about to be written
+            self.generated.save(digest, item.stem, hashlib.sha256(item.jpeg).hexdigest(), features)
 
     def reference_features(self, items: list[Item]) -> dict:
         """Features of the batch's paired reference images: digest -> list in item order."""
@@ -192,7 +196,7 @@ class NetworkScoring:
                     self.files.save(digest, items[index].reference_path, items[index].stem, value.numpy())
         if bad:
             index, reason = bad[0]
-            raise UserError(f"reference image {display(items[index].reference_path)}: {reason}")
+            raise UserError(f"reference image {display_path(items[index].reference_path)}: {reason}")
         return out
 
     def add_reference_folder(self, files: list[Path], batch: int, progress) -> None:
@@ -247,14 +251,6 @@ class NetworkScoring:
             else:
                 metric.update(features=features)
 
-    def per_image_values(self) -> dict:
-        """Column -> values in the order images were added (this process only)."""
-        out = {}
-        for name, metric in self.metrics.items():
-            if METRICS[name].per_image:
-                out.update(metric.per_image_values())
-        return out
-
     def reference_stats_arrays(self) -> dict:
         """``{"full": ..., "patches": ...}`` real features collected for --save-reference-stats."""
         out = {}
@@ -271,9 +267,7 @@ def _read(path: Path, max_pixels: int) -> np.ndarray:
 
 
 def _file_sha256(path: Path) -> Optional[str]:
-    import hashlib
-
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return sha256_file(path)
     except OSError:
         return None

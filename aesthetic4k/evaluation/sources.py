@@ -1,14 +1,14 @@
 """Where a run's images come from: a folder of existing files, or a generator whose images are saved.
 
-Both give ``Item``s for dataset records. ``FolderImages`` serves files in place and accounts for
-every entry of the folder (a file that is not an image, cannot be read or is not in the dataset
-is listed with its reason). ``GeneratedImages`` generates what is not saved yet, keeps the
-in-memory pixels for the network metrics (the paper protocol) and saves each image as Pillow
-JPEG q95 named ``<stem>.jpg`` once its features are safe (evaluation/features.py).
+Both give ``Item``s for dataset records, and the items whose image does not exist yet.
+``FolderImages`` serves files in place and accounts for every entry of the folder (a file that
+is not an image, cannot be read or is not in the dataset is listed with its reason): nothing is
+ever new. ``GeneratedImages`` generates the new ones when the run asks (``generate``), keeping
+the in-memory pixels for the network metrics (the paper protocol) and their Pillow JPEG q95
+encoding, which ``save`` writes as ``<stem>.jpg``; the run decides the order (evaluation/loop.py).
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from dataclasses import dataclass, field
@@ -20,18 +20,14 @@ import numpy as np
 from aesthetic4k.data.records import Record
 from aesthetic4k.errors import UserError
 from aesthetic4k.generators.base import GeneratorHandle, GeneratorOptions
+from aesthetic4k_metrics.defaults import JPEG_QUALITY
 from aesthetic4k_metrics.errors import first_line, is_out_of_memory
 from aesthetic4k_metrics.file_kinds import OUTSIDE_LINK, file_problem, inside_folder
+from aesthetic4k_metrics.files import display_path
 from aesthetic4k_metrics.image_input import IMAGE_SUFFIXES
 
-JPEG_QUALITY = 95
 # formats people save images in that the metrics' decoders do not read
 UNSUPPORTED_IMAGE_SUFFIXES = {".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".ico", ".svg", ".psd", ".raw"}
-
-
-def display(path) -> str:
-    """A path as text that can always be printed and written to UTF-8 CSV (undecodable bytes escaped)."""
-    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
 
 
 @dataclass
@@ -43,13 +39,9 @@ class Item:
     reference_path: Optional[Path]
     image_path: Path                              # the saved q95 JPEG / the folder image
     image: Optional[np.ndarray] = None            # H x W x 3 uint8 RGB in memory (just generated)
-    jpeg: Optional[bytes] = None                  # its q95 encoding, written to image_path once its features are kept
+    jpeg: Optional[bytes] = None                  # its q95 encoding (just generated), written by ``save``
     detail: object = None                         # the fine-detail measurement (aesthetic4k_metrics.detail)
     features: dict = field(default_factory=dict)  # metric name -> features of the generated image
-
-    @property
-    def jpeg_sha256(self) -> Optional[str]:
-        return hashlib.sha256(self.jpeg).hexdigest() if self.jpeg is not None else None
 
 
 @dataclass(frozen=True)
@@ -74,10 +66,10 @@ class FolderImages:
             raise UserError("generator folder needs --images DIR (or --generator folder:DIR)")
         self.folder = Path(folder)
         if not self.folder.exists():
-            raise UserError(f"{display(self.folder)}: folder does not exist")
+            raise UserError(f"{display_path(self.folder)}: folder does not exist")
         if not self.folder.is_dir():
-            raise UserError(f"{display(self.folder)}: not a folder")
-        shown = os.path.normpath(display(folder)).replace(os.sep, "/")
+            raise UserError(f"{display_path(self.folder)}: not a folder")
+        shown = os.path.normpath(display_path(folder)).replace(os.sep, "/")
         self.name = f"folder:{shown}"          # the row key names what was scored
         self.defaults = {"images": shown}
         self.image_dir = self.folder
@@ -85,7 +77,7 @@ class FolderImages:
         self._sizes = None
         self.files = self._index()
         if not self.files:
-            raise UserError(f"{display(self.folder)}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise UserError(f"{display_path(self.folder)}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
 
     def _index(self) -> dict[str, Path]:
         files: dict[str, Path] = {}
@@ -99,17 +91,17 @@ class FolderImages:
                 if problem is None and not inside_folder(path, self.folder):
                     problem = OUTSIDE_LINK             # never read outside the folder the user named
                 if problem:
-                    self.skipped.append(Skipped(display(path.name), problem))
+                    self.skipped.append(Skipped(display_path(path.name), problem))
                     continue
                 if path.stem in files:
-                    raise UserError(f"{display(self.folder)}: two images share the stem {display(path.stem)!r} "
-                                    f"({display(files[path.stem].name)}, {display(path.name)})")
+                    raise UserError(f"{display_path(self.folder)}: two images share the stem {display_path(path.stem)!r} "
+                                    f"({display_path(files[path.stem].name)}, {display_path(path.name)})")
                 files[path.stem] = path
             elif suffix in UNSUPPORTED_IMAGE_SUFFIXES:
-                self.skipped.append(Skipped(display(path.name), f"unsupported image format ({suffix})"))
+                self.skipped.append(Skipped(display_path(path.name), f"unsupported image format ({suffix})"))
             else:
                 reason = "a folder" if entry.is_dir() else f"not an image file ({suffix or 'no suffix'})"
-                self.skipped.append(Skipped(display(path.name), reason, "ignored"))
+                self.skipped.append(Skipped(display_path(path.name), reason, "ignored"))
         return files
 
     def image_sizes(self) -> dict:
@@ -118,7 +110,7 @@ class FolderImages:
         Read from the file headers only, once.
         """
         if self._sizes is None:
-            self._sizes = {stem: header_size(path) for stem, path in self.files.items()}
+            self._sizes = {stem: oriented_size(path) for stem, path in self.files.items()}
         return self._sizes
 
     def records(self, dataset) -> tuple[list[Record], list[str]]:
@@ -132,22 +124,24 @@ class FolderImages:
         notes = []
         if missing:
             notes.append(f"missing {len(missing)} image(s) of the dataset")
-            self.skipped.extend(Skipped(display(stem), "no image for this dataset entry", "missing") for stem in missing)
+            self.skipped.extend(Skipped(display_path(stem), "no image for this dataset entry", "missing") for stem in missing)
         for stem in sorted(s for s in self.files if s not in stems):
-            self.skipped.append(Skipped(display(self.files[stem].name), "not in the dataset", "ignored"))
+            self.skipped.append(Skipped(display_path(self.files[stem].name), "not in the dataset", "ignored"))
         if not found:
-            raise UserError(f"no image in {display(self.folder)} matches a stem of dataset {dataset.name}")
+            raise UserError(f"no image in {display_path(self.folder)} matches a stem of dataset {dataset.name}")
         return found, notes
 
-    def items(self, records: list[Record], made=None) -> list[Item]:
-        return [Item(r.stem, r.prompt or None, r.image_path, self.files[r.stem]) for r in records]
+    def items(self, records: list[Record]) -> tuple[list[Item], list]:
+        """(an item per record, the (record, item) pairs whose image is new: none in a folder)."""
+        return [Item(r.stem, r.prompt or None, r.image_path, self.files[r.stem]) for r in records], []
 
     def release(self) -> None:
         pass
 
 
-def header_size(path: Path) -> Optional[tuple[int, int]]:
-    """(width, height) from an image file's header, rotated by its EXIF orientation; None if unreadable."""
+def oriented_size(path: Path) -> Optional[tuple[int, int]]:
+    """(width, height) as the decoders show the image: Pillow's header size turned by its EXIF orientation
+    (None if unreadable). Not ``image_input.declared_size``, which is the unrotated size in the header bytes."""
     if file_problem(path):
         return None
     try:
@@ -182,7 +176,7 @@ def saved_image(path: Path, size: int) -> bool:
                     return True
         except Exception:  # noqa: BLE001 - any unreadable header
             found = "not a readable image"
-    raise UserError(f"{display(path)}: {problem or found}, not the {size}x{size} JPEG this run saves; it was not "
+    raise UserError(f"{display_path(path)}: {problem or found}, not the {size}x{size} JPEG this run saves; it was not "
                     "made by this run, so it is neither scored nor overwritten: remove it or choose another "
                     "--images-out")
 
@@ -213,34 +207,34 @@ class GeneratedImages:
         self.batch_size = max(1, int(batch_size))
         self.keep_pixels = keep_pixels
         self.generated = 0
+        self.skipped: list[Skipped] = []     # a generator's images are never skipped before they exist
 
     def records(self, dataset) -> tuple[list[Record], list[str]]:
         if dataset is None:
             raise UserError(f"generator {self.name} needs prompts: give --dataset (aesthetic-4k, sample or a folder)")
         return list(dataset.records()), []
 
-    def items(self, records: list[Record], made=None) -> list[Item]:
-        """Items for the records; those without a saved image are generated now and kept in memory.
-
-        ``made(items)`` is called after each generation call, so that what must happen before an image
-        is saved (its in-memory features) happens at once and an interruption loses at most the
-        images in flight.
-        """
+    def items(self, records: list[Record]) -> tuple[list[Item], list]:
+        """(an item per record, the (record, item) pairs that have no saved image yet)."""
         items = [Item(r.stem, r.prompt, r.image_path, self.image_dir / f"{r.stem}.jpg") for r in records]
-        todo = [(r, it) for r, it in zip(records, items) if not saved_image(it.image_path, self.size)]
-        for start in range(0, len(todo), self.batch_size):
-            chunk = todo[start:start + self.batch_size]
-            images = self._generate([r for r, _ in chunk])
-            for (_, item), image in zip(chunk, images):
-                buffer = io.BytesIO()
-                image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-                item.jpeg = buffer.getvalue()
-                item.image = np.array(image) if self.keep_pixels else None
-            self.generated += len(chunk)
-            if made is not None:
-                made([item for _, item in chunk])
-            self._save([item for _, item in chunk])
-        return items
+        new = [(r, it) for r, it in zip(records, items) if not saved_image(it.image_path, self.size)]
+        return items, new
+
+    def chunks(self, new: list) -> list[list]:
+        """The new pairs in generation calls of ``batch_size`` prompts."""
+        return [new[start:start + self.batch_size] for start in range(0, len(new), self.batch_size)]
+
+    def generate(self, chunk: list) -> list[Item]:
+        """One generation call for ``chunk``'s records: each item gets its pixels (unless not kept) and its
+        q95 encoding, in memory; nothing is written (``save``)."""
+        images = self._generate([r for r, _ in chunk])
+        for (_, item), image in zip(chunk, images):
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+            item.jpeg = buffer.getvalue()
+            item.image = np.array(image) if self.keep_pixels else None
+        self.generated += len(chunk)
+        return [item for _, item in chunk]
 
     def _generate(self, records: list[Record]) -> list:
         from PIL import Image
@@ -268,8 +262,8 @@ class GeneratedImages:
             checked.append(image.convert("RGB"))
         return checked
 
-    def _save(self, items) -> None:
-        """Write the JPEGs generated for these items (after their features were saved)."""
+    def save(self, items) -> None:
+        """Write the JPEGs generated for these items."""
         from aesthetic4k.atomic import atomic_path
 
         for item in items:
@@ -278,7 +272,7 @@ class GeneratedImages:
                     with atomic_path(item.image_path) as tmp:
                         tmp.write_bytes(item.jpeg)
                 except OSError as exc:     # a full disk, a quota, a folder made read-only meanwhile
-                    raise UserError(f"{display(item.image_path)}: cannot write ({exc.strerror or exc}); the images "
+                    raise UserError(f"{display_path(item.image_path)}: cannot write ({exc.strerror or exc}); the images "
                                     "saved so far are kept, run the same command again to resume") from None
 
     def release(self) -> None:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from aesthetic4k.errors import UserError
 from aesthetic4k.json_files import read_json_object
+from aesthetic4k_metrics.errors import first_line
+from aesthetic4k_metrics.files import sha256_update
 from aesthetic4k_metrics.json_text import parse
 
 MODEL_INDEX = "model_index.json"
@@ -38,15 +40,6 @@ def hub_offline() -> bool:
         return bool(constants.HF_HUB_OFFLINE)
     except ImportError:
         return False
-
-
-def _first_line(exc: BaseException, limit: int = 160) -> str:
-    """Type and first line of an exception, cut short: libraries' messages run to paragraphs."""
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else ""
-    if len(line) > limit:
-        line = line[:limit].rstrip() + "..."
-    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def download_advice(repo_id: str) -> str:
@@ -120,7 +113,7 @@ def _cache_then_hub(load, source: str, required: str):
     try:
         return load(source, local_files_only=True)
     except Exception as exc:  # not (fully) cached: fall through to the hub when allowed
-        cache_reason = _first_line(exc)
+        cache_reason = first_line(exc, 160, typed=True)
     if hub_offline():
         raise UserError(f"{source} is not in the Hugging Face cache and HF_HUB_OFFLINE is set "
                         f"({cache_reason}); {download_advice(source)}")
@@ -134,7 +127,7 @@ def _cache_then_hub(load, source: str, required: str):
     except Exception as exc:  # the hub failed during the download, a file of the pipeline is missing...
         reason = network.describe_hub_failure(exc, source)
         if not (reason.missing or reason.unreachable):
-            reason = _first_line(exc)
+            reason = first_line(exc, 160, typed=True)
         raise UserError(f"{source} is not in the Hugging Face cache and could not be downloaded "
                         f"({reason}); {download_advice(source)}") from None
 
@@ -146,7 +139,7 @@ def load_pipeline(source: str, torch_dtype=None):
         try:
             return _from_pretrained(folder, torch_dtype, local_files_only=True)
         except Exception as exc:  # missing component, corrupt weights, unknown class...
-            raise UserError(f"{folder}: cannot load the diffusers pipeline ({_first_line(exc)})") from None
+            raise UserError(f"{folder}: cannot load the diffusers pipeline ({first_line(exc, 160, typed=True)})") from None
     return _cache_then_hub(lambda s, **kw: _from_pretrained(s, torch_dtype, **kw), source, MODEL_INDEX)
 
 
@@ -177,16 +170,14 @@ class VaeFolder:
         for path in sorted(self.weights.iterdir()):
             if path.suffix in _WEIGHT_SUFFIXES and path.is_file():
                 digest.update(path.name.encode())
-                with open(path, "rb") as handle:
-                    for block in iter(lambda: handle.read(1 << 20), b""):
-                        digest.update(block)
+                sha256_update(digest, path)
         return digest.hexdigest()[:16]
 
     def load(self, torch_dtype=None):
         try:
             return _vae_from_pretrained(self.weights, torch_dtype, local_files_only=True)
         except Exception as exc:  # missing or corrupt weights
-            raise UserError(f"{self.weights}: cannot load the VAE ({_first_line(exc)})") from None
+            raise UserError(f"{self.weights}: cannot load the VAE ({first_line(exc, 160, typed=True)})") from None
 
 
 def _is_autoencoder(folder: Path) -> bool:

@@ -56,6 +56,14 @@ class GeneratorHandle:
             self._release()
 
 
+# the allowed values and defaults of the generator options (argparse reads them here)
+DTYPE_CHOICES = ("bf16", "fp16", "fp32")
+RESAMPLERS = ("bicubic", "lanczos")      # upscale generator
+VAE_CHOICES = ("f16", "f8")              # flux/sd3: the partitioned F16 VAE or the original F8 (or a folder)
+BASE_SIZE = 1024                         # upscale generator: the size before upscaling
+PARTITIONS = 2                           # partitioned F16 VAE decode, per side
+
+
 @dataclass
 class GeneratorOptions:
     """Settings from the command line that built-in generators understand."""
@@ -65,10 +73,10 @@ class GeneratorOptions:
     steps: Optional[int] = None
     guidance: Optional[float] = None
     images: Optional[str] = None         # folder generator: where the images are
-    base_size: int = 1024                # upscale generator
-    resample: str = "bicubic"            # upscale generator: bicubic or lanczos
+    base_size: int = BASE_SIZE           # upscale generator
+    resample: str = RESAMPLERS[0]        # upscale generator: one of RESAMPLERS
     offload: bool = False                # model CPU offload for 4K generation on small GPUs
     vae: Optional[str] = None            # "f16", "f8", or a folder holding a trained (SC-)VAE
-    partitions: int = 2                  # partitioned F16 VAE decode
+    partitions: int = PARTITIONS         # partitioned F16 VAE decode
     progress: bool = True                # False (--no-progress): no bars of the generator's libraries either
     extra: dict = field(default_factory=dict)

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from aesthetic4k.errors import UserError
-from aesthetic4k.generators.base import GeneratorOptions
+from aesthetic4k.generators.base import BASE_SIZE, RESAMPLERS, GeneratorOptions
 
-RESAMPLERS = ("bicubic", "lanczos")
 LIBRARIES = ("opencv-python", "pillow", "numpy")   # references decoded by OpenCV, resized by Pillow
 
 
@@ -56,7 +55,7 @@ class UpscaleGenerator:
             raise UserError("--base-size must be at least 16")
         self.base_size = options.base_size
         self.resample = options.resample
-        self.name = "upscale" if (self.base_size, self.resample) == (1024, "bicubic") else \
+        self.name = "upscale" if (self.base_size, self.resample) == (BASE_SIZE, RESAMPLERS[0]) else \
             f"upscale-{self.base_size}-{self.resample}"
         self.defaults = {"base_size": self.base_size, "resample": self.resample}
 

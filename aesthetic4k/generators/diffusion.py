@@ -20,7 +20,7 @@ from aesthetic4k.errors import UserError
 from aesthetic4k.families.loading import (
     check_vae_fits, load_pipeline, local_folder, pipeline_class_name, vae_folder,
 )
-from aesthetic4k.generators.base import GeneratorOptions
+from aesthetic4k.generators.base import DTYPE_CHOICES, VAE_CHOICES, GeneratorOptions
 from aesthetic4k.json_files import read_json_object
 
 FLUX_4K_MODEL = "zhang0jhon/flux_wavelet"
@@ -30,7 +30,6 @@ WLF_MARKER = "a4k_wlf.json"
 
 DTYPES = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16",
           "half": "float16", "fp32": "float32", "float32": "float32", "float": "float32"}
-VAE_CHOICES = ("f16", "f8")
 OOM_ADVICE = "use a smaller --batch-size (1 at 4K), --offload (model CPU offload) and the F16 VAE (--vae f16)"
 
 
@@ -39,7 +38,7 @@ def _dtype_name(options: GeneratorOptions) -> str:
         return "bfloat16" if str(options.device).startswith("cuda") else "float32"
     name = DTYPES.get(str(options.dtype).lower())
     if name is None:
-        raise UserError(f"--dtype {options.dtype}: unknown; choose bf16, fp16 or fp32")
+        raise UserError(f"--dtype {options.dtype}: unknown; choose {', '.join(DTYPE_CHOICES)}")
     return name
 
 
@@ -294,6 +293,8 @@ class DiffusersGenerator:
             self._free_cuda(torch)
             raise UserError(f"{self.name}: out of memory on {self.options.device} at {size} px; "
                             f"{OOM_ADVICE}") from None
+        except UserError:
+            raise
         except ValueError as exc:  # the pipeline's own argument checks
             raise UserError(f"{self.name}: the pipeline rejected the request ({str(exc).splitlines()[0]})") from None
         return self._checked(getattr(output, "images", output), len(prompts), int(size))

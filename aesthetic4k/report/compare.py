@@ -15,7 +15,7 @@ from aesthetic4k.html_page import SORT_SCRIPT, escape, page_head, page_tail
 from aesthetic4k.report import html_parts as parts
 from aesthetic4k.report.folder import ReportFolder
 from aesthetic4k.report.glcm_scale import colour_bar_svg, scale_top
-from aesthetic4k.report.run_data import run_settings
+from aesthetic4k.report.run_data import register_plugins, run_settings
 from aesthetic4k.report.views import build_view, entry_stem, per_image_budget
 from aesthetic4k_metrics.registry import METRICS
 
@@ -139,6 +139,8 @@ def write_comparison(run_a, run_b, out_dir, progress: bool = True) -> Path:
     rows = [dict(getattr(r, "row", None) or {}) for r in (run_a, run_b)]
     check_comparable(*rows)
     settings = [run_settings(r) for r in (run_a, run_b)]
+    for each in settings:
+        register_plugins(each)
     by_stem_b = {entry_stem(e): e for e in run_b.per_image}
     pairs = [(a, by_stem_b[entry_stem(a)]) for a in run_a.per_image if entry_stem(a) in by_stem_b]
     stems_a = {entry_stem(e) for e in run_a.per_image}

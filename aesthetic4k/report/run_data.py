@@ -41,6 +41,17 @@ class StoredRun:
     origin: str = ""                       # where it was read from, for messages
 
 
+def register_plugins(settings: dict) -> None:
+    """The plugin metrics a run's settings declare, registered so that the report shows their values;
+    a declaration that cannot be read only leaves its metric out of the report."""
+    from aesthetic4k_metrics.plugin_metrics import register_declared
+
+    try:
+        register_declared(settings, "run settings")
+    except UserError:
+        pass
+
+
 def run_settings(run) -> dict:
     """The run's settings dict: ``run.settings``, else the JSON of ``row["settings"]``."""
     settings = getattr(run, "settings", None)

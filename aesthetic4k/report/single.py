@@ -17,7 +17,7 @@ from aesthetic4k.html_page import escape, new_figure, page_head, page_tail, SORT
 from aesthetic4k.report import html_parts as parts
 from aesthetic4k.report.folder import ReportFolder
 from aesthetic4k.report.glcm_scale import colour_bar_svg, scale_top
-from aesthetic4k.report.run_data import run_settings, save_run
+from aesthetic4k.report.run_data import register_plugins, run_settings, save_run
 from aesthetic4k.report.views import build_view, per_image_budget
 from aesthetic4k_metrics.registry import METRICS
 
@@ -132,6 +132,7 @@ def write_report(run, out_dir, progress: bool = True) -> Path:
     per_image = list(getattr(run, "per_image", None) or [])
     row = dict(getattr(run, "row", None) or {})
     settings = run_settings(run)
+    register_plugins(settings)
     with ReportFolder(out_dir) as folder:
         budget = per_image_budget(len(per_image))
         views = [build_view(index, [entry], folder, budget) for index, entry in

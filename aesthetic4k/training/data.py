@@ -62,11 +62,6 @@ def random_crop_draws(generator) -> tuple:
     return tuple(torch.rand(3, generator=generator).tolist())
 
 
-def load_random_crop(path, size: int, draws: tuple):
-    """:func:`random_crop` of an image file (ImageError when unusable)."""
-    return random_crop(open_image_file(path, size), size, draws)
-
-
 def random_crop(image, size: int, draws: tuple):
     """The shorter side resized to ``size`` (bilinear), a ``size`` x ``size`` crop at the offsets that
     ``draws`` pick, flipped horizontally when ``draws[2] < 0.5``: the SC-VAE's training view."""
