@@ -178,7 +178,9 @@ class Run:
         if network:                         # 2. features of every other image: from the caches or the file
             bad += network.generated_features([item for item in items if id(item) not in fresh])
         if detail:                          # 4. measure the saved files (fine-detail metrics, one decode each)
-            for item, measurement in zip(items, detail.measure(items)):
+            unreadable = {id(item) for item, _ in bad}          # a bad file is listed once, with its first reason
+            readable = [item for item in items if id(item) not in unreadable]
+            for item, measurement in zip(readable, detail.measure(readable)):
                 item.detail = measurement
                 if measurement.error:
                     bad.append((item, measurement.error))
