@@ -44,7 +44,7 @@ def check_jpeg_encodable(width: int, height: int, name: str) -> None:
     problem = jpeg_side_problem(width, height)
     if problem:
         raise ImageError(name, f"{problem}; Compression Ratio jpeg95 re-encodes every image as JPEG "
-                               "(--cr-mode file uses the file size instead)")
+                               "(cr_mode='file' uses the file size instead)")
 
 
 def jpeg_bytes_of_rgb(rgb: np.ndarray, quality: int = JPEG_QUALITY, name: str = "<array>") -> int:

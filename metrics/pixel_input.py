@@ -37,7 +37,7 @@ def read_pil_rgb(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageError(path, f"{width}x{height} is {width * height / 1e6:.0f} megapixels, over the "
-                                           f"limit of {max_pixels / 1e6:.0f} (--max-pixels)")
+                                           f"limit of {max_pixels / 1e6:.0f} (max_pixels)")
                 return pil_rgb_array(image)
     except ImageError:
         raise

@@ -24,9 +24,8 @@ from aesthetic4k_metrics.json_text import parse
 
 FORMAT = "aesthetic4k-reference-stats"
 VERSION = 1
-# meta fields a metric's recipe must agree with, and how they are called on the command line
-_CHECKED = {"protocol": "--fid-protocol", "size": "--size", "weights": "the Inception weights",
-            "patch_count": "--patch-count", "patch_seed": "--patch-seed"}
+# meta fields a metric's recipe must agree with (the metric's keyword arguments of the same names)
+_CHECKED = ("protocol", "size", "weights", "patch_count", "patch_seed")
 
 
 def toolkit_version() -> str:
@@ -76,7 +75,7 @@ class ReferenceStats:
             raise UserError(f"{path}: not a reference statistics file ({type(exc).__name__})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise UserError(f"{path}: not an aesthetic4k reference statistics file "
-                            "(write one with a4k-eval --save-reference-stats)")
+                            "(ReferenceStats.save writes one)")
         if meta.get("version") != VERSION:
             raise UserError(f"{path}: reference statistics version {meta.get('version')}, this toolkit reads "
                             f"{VERSION}; save them again")
@@ -94,15 +93,15 @@ class ReferenceStats:
         """The real features matching a metric's feature recipe, or a UserError naming what differs."""
         where = self.meta.get("path", "reference statistics")
         kind = "patches" if recipe.get("patch_count") else "full"
-        for name, flag in _CHECKED.items():
+        for name in _CHECKED:
             if name not in recipe:
                 continue
             if self.meta.get(name) != recipe[name]:
                 raise UserError(f"{where}: saved with {name}={self.meta.get(name)!r} but this run uses "
-                                f"{recipe[name]!r} ({flag}); save the statistics again with the same settings")
+                                f"{recipe[name]!r} ({name}); save the statistics again with the same settings")
         if kind not in self.features:
             raise UserError(f"{where}: holds no {kind} features (saved without patch metrics); save it again "
-                            "with --metrics including patch_fid or patch_kid")
+                            "with patch_fid or patch_kid among the metrics")
         return self.features[kind]
 
 

@@ -126,7 +126,7 @@ def parse_metric_list(text: str) -> list[str]:
     """Split a comma list of metric names, rejecting unknown ones with the list of known names."""
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
-        raise UserError("--metrics is empty; available: " + ", ".join(METRICS))
+        raise UserError("the metric list is empty; available: " + ", ".join(METRICS))
     unknown = [n for n in names if n not in METRICS]
     if unknown:
         raise UserError(f"unknown metric(s) {', '.join(unknown)}{did_you_mean(unknown[0], METRICS)} "

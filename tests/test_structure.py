@@ -46,6 +46,23 @@ def test_metrics_never_imports_aesthetic4k():
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
+def test_the_metric_library_raises_messages_that_name_no_command_flag():
+    """aesthetic4k_metrics names its settings as keyword arguments; the commands translate them into
+    their flags (cli.common.in_command_terms). A flag in a raised message would confuse library users."""
+    import re
+
+    flag = re.compile(r"(^|[\s(])--[a-z]")
+    offenders = []
+    for path in sorted((ROOT / "metrics").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Raise) or not isinstance(node.exc, ast.Call):
+                continue
+            texts = [n.value for arg in node.exc.args for n in ast.walk(arg)
+                     if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+            offenders += [f"{path.name}:{node.lineno}: {text}" for text in texts if flag.search(text)]
+    assert offenders == []
+
+
 def test_no_import_cycles():
     modules = all_modules()
     graph = {name: {i for i in imports_of(path, modules) if i in modules and i != name}

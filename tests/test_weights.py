@@ -57,7 +57,7 @@ def test_missing_weights_say_how_to_provide_them_without_downloading(isolated):
     with pytest.raises(WeightUnavailable) as error:
         resolve("clip-vit-l-14")
     message = str(error.value)
-    for hint in ("--weights clip-vit-l-14=PATH", "A4K_CLIP_L14", "A4K_ALLOW_DOWNLOAD=1"):
+    for hint in ("weights={'clip-vit-l-14': PATH}", "allow_download=True", "A4K_CLIP_L14", "A4K_ALLOW_DOWNLOAD=1"):
         assert hint in message
     with pytest.raises(WeightUnavailable, match="not a file"):
         resolve("inception", str(isolated / "nope.pt"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import re
 import sys
 
 
@@ -43,6 +44,29 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+# The library names its settings as keyword arguments (its messages name no flag); the commands say
+# the flag instead. One table, applied to every library message a command prints.
+_LIBRARY_TERMS = [
+    (re.compile(r"weights=\{'([^']+)': PATH\}"), r"--weights \1=PATH"),
+    (re.compile(r"allow_download=True"), "--allow-download"),
+    (re.compile(r"device='([^']*)'"), r"--device \1"),
+    (re.compile(r"\(max_pixels\)"), "(--max-pixels)"),
+    (re.compile(r"cr_mode='(\w+)'"), r"--cr-mode \1"),
+    (re.compile(r"\((protocol|size|patch_count|patch_seed)\); save the statistics again"),
+     lambda m: f"(--{'fid-protocol' if m[1] == 'protocol' else m[1].replace('_', '-')}); save the statistics again"),
+    (re.compile(r"\(ReferenceStats\.save writes one\)"), "(write one with a4k-eval --save-reference-stats)"),
+    (re.compile(r"with patch_fid or patch_kid among the metrics"), "with --metrics including patch_fid or patch_kid"),
+    (re.compile(r"^the metric list is empty"), "--metrics is empty"),
+]
+
+
+def in_command_terms(message: str) -> str:
+    """A library message with its keyword arguments named as the commands' flags."""
+    for pattern, flag in _LIBRARY_TERMS:
+        message = pattern.sub(flag, message)
+    return message
+
+
 def run_main(prog: str, body, interrupted_hint: str = "") -> int:
     """Call ``body()``; turn known failures into one line on stderr and an exit status.
 
@@ -55,7 +79,7 @@ def run_main(prog: str, body, interrupted_hint: str = "") -> int:
         status = body()
         return 0 if status is None else int(status)
     except UserError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {in_command_terms(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted{'; ' + interrupted_hint if interrupted_hint else ''}", file=sys.stderr)

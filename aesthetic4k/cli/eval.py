@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from aesthetic4k.cli.common import Parser, finite_number, parse_assignments, run_main
+from aesthetic4k.cli.common import Parser, finite_number, in_command_terms, parse_assignments, run_main
 
 PROG = "a4k-eval"
 EXAMPLES = """examples:
@@ -297,7 +297,7 @@ def main(argv=None) -> int:
 
         if int(os.environ.get("RANK", "0")) == 0:
             for hint in result.hints:
-                print(f"{PROG}: note: {hint}", file=sys.stderr)
+                print(f"{PROG}: note: {in_command_terms(hint)}", file=sys.stderr)
             if args.json:
                 print(_as_json(result))
             _summary(result, config.out, sys.stderr if args.json else sys.stdout)
