@@ -17,6 +17,11 @@ class UserError(ValueError):
     """
 
 
+class InputTypeError(UserError, TypeError):
+    """An input of a kind or dtype a metric does not take: caught by ``except TypeError`` as well as
+    by ``except ValueError`` (every refusal of the library)."""
+
+
 class ImageError(UserError):
     """An image file that cannot be used (corrupt, truncated, too small, too large, not an image)."""
 

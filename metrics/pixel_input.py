@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from aesthetic4k_metrics.defaults import MAX_PIXELS as DEFAULT_MAX_PIXELS
-from aesthetic4k_metrics.errors import ImageError, UserError
+from aesthetic4k_metrics.errors import ImageError, InputTypeError, UserError
 
 
 def read_pil_rgb(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -62,10 +62,10 @@ def _is_tensor(value) -> bool:
 def _uint8(array: np.ndarray, normalize: bool) -> np.ndarray:
     if array.dtype == np.uint8:
         if normalize:
-            raise UserError("normalize=True expects float images in [0, 1], got uint8")
+            raise InputTypeError("normalize=True expects float images in [0, 1], got uint8")
         return array
     if not normalize or not np.issubdtype(array.dtype, np.floating):
-        raise UserError(f"expected uint8 images in [0, 255] (or float images in [0, 1] with normalize=True), "
+        raise InputTypeError(f"expected uint8 images in [0, 255] (or float images in [0, 1] with normalize=True), "
                         f"got {array.dtype}")
     return (array * 255).astype(np.uint8)
 

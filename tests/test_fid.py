@@ -310,3 +310,18 @@ def test_reference_stats_round_trip_and_mismatch(tmp_path, monkeypatch, tiny_inc
     np.savez(bad, meta=np.array('{"format": "something else"}'))
     with pytest.raises(UserError, match="not an aesthetic4k reference statistics file"):
         ReferenceStats.load(bad)
+
+
+def test_inputs_of_the_wrong_dtype_are_type_errors_and_value_errors():
+    """A library user catches a refused input with ``except TypeError`` or with ``except ValueError``."""
+    from aesthetic4k_metrics.errors import InputTypeError
+    from aesthetic4k_metrics.pixel_input import to_rgb
+
+    for image, normalize in ((np.zeros((4, 4, 3), np.float64), False), (np.zeros((4, 4, 3), np.uint8), True),
+                             (np.zeros((4, 4, 3), np.int32), True)):
+        with pytest.raises(TypeError) as caught:
+            to_rgb(image, normalize=normalize)
+        assert isinstance(caught.value, (ValueError, InputTypeError))
+    with pytest.raises(ValueError, match="H x W x 3"):             # a wrong shape is a ValueError only
+        to_rgb(np.zeros((4, 4, 2), np.uint8))
+    assert to_rgb(np.ones((2, 2, 3)) * 0.5, normalize=True).dtype == np.uint8
