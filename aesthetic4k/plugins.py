@@ -5,13 +5,12 @@ Generators and captioners are both looked up this way. A spec is ``name``, ``nam
 """
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import inspect
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 
 from aesthetic4k.errors import UserError
+from aesthetic4k_metrics import plugin_loading
 from aesthetic4k_metrics.errors import did_you_mean, first_line
 
 
@@ -39,7 +38,7 @@ class Registry:
     also_known: tuple = ()   # names handled before this registry is asked (named in "unknown" messages)
 
     def plugins(self) -> dict:
-        return {ep.name: ep for ep in entry_points(group=self.group)}
+        return plugin_loading.installed(self.group)
 
     def available(self) -> dict[str, str]:
         """Name -> description of every component this installation knows."""
@@ -49,16 +48,7 @@ class Registry:
         return names
 
     def _load(self, target: str, spec: str):
-        module_name, _, attr = target.partition(":")
-        try:
-            obj = importlib.import_module(module_name)
-            for part in attr.split(".") if attr else []:
-                obj = getattr(obj, part)
-        except ImportError as exc:
-            raise UserError(f"{self.kind} {spec}: cannot import {module_name} ({exc})") from None
-        except AttributeError:
-            raise UserError(f"{self.kind} {spec}: {module_name} has no attribute {attr}") from None
-        return obj
+        return plugin_loading.import_target(self.kind, spec, target)
 
     def _instantiate(self, obj, argument, options, spec):
         # a plugin may be a ready object, a class, or a factory taking (argument, options) or nothing
@@ -98,10 +88,7 @@ class Registry:
         if name in self.builtins:
             component = self._instantiate(self._load(self.builtins[name].implementation, spec), argument, options, spec)
         elif name in self.plugins():
-            try:
-                obj = self.plugins()[name].load()
-            except Exception as exc:  # a broken plugin gets a message, not a traceback
-                raise UserError(f"{self.kind} {name}: plugin failed to load ({type(exc).__name__}: {exc})") from None
+            obj = plugin_loading.load_entry_point(self.kind, name, self.plugins()[name])
             component = self._instantiate(obj, argument, options, spec)
         else:
             component = self._instantiate(self._load(spec, spec), None, options, spec)

@@ -12,11 +12,10 @@ mean of its per-image values. A results row records each plugin's declaration in
 """
 from __future__ import annotations
 
-import importlib
 import math
 import re
-from importlib.metadata import entry_points
 
+from aesthetic4k_metrics import plugin_loading
 from aesthetic4k_metrics.errors import UserError, did_you_mean, first_line
 from aesthetic4k_metrics.protocol import PixelScore
 from aesthetic4k_metrics.registry import METRICS, PIXELS, MetricInfo
@@ -28,7 +27,7 @@ READS = (PIXELS,)                                 # what a plugin may read
 
 def installed() -> dict:
     """Entry-point name -> entry point of every installed metric plugin (nothing is imported)."""
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return plugin_loading.installed(ENTRY_POINT_GROUP)
 
 
 def parse_metric_specs(text: str) -> list[str]:
@@ -56,20 +55,9 @@ def load(spec: str) -> MetricInfo:
         if info.plugin == spec and info.factory is not None:
             return info                                  # loaded before in this process
     if ":" in spec:
-        module_name, _, attribute = spec.partition(":")
-        try:
-            target = importlib.import_module(module_name)
-            for part in attribute.split("."):
-                target = getattr(target, part)
-        except ImportError as exc:
-            raise UserError(f"metric {spec}: cannot import {module_name} ({first_line(exc)})") from None
-        except AttributeError:
-            raise UserError(f"metric {spec}: {module_name} has no attribute {attribute}") from None
+        target = plugin_loading.import_target("metric", spec, spec)
     else:
-        try:
-            target = installed()[spec].load()
-        except Exception as exc:  # a broken plugin gets a message, not a traceback
-            raise UserError(f"metric {spec}: plugin failed to load ({first_line(exc, 160, typed=True)})") from None
+        target = plugin_loading.load_entry_point("metric", spec, installed()[spec])
     return register(declared(target, spec))
 
 

@@ -35,11 +35,6 @@ _CELLS = {ch: np.array([(r, c) for r, row in enumerate(art.split("|")) for c, ma
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
-def text_width(length: int, cell: float) -> float:
-    """Width in pixels of ``length`` characters at ``cell`` pixels per font cell."""
-    return length * ADVANCE * cell
-
-
 def text_mask(h: int, w: int, lines) -> np.ndarray:
     """Ink coverage in [0, 1] of ``lines`` = [(text, left x, top y, cell px), ...] on an h x w image."""
     mask = np.zeros((h, w), np.int64)

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from aesthetic4k.data.font import ADVANCE, GLYPH_H, LETTERS, text_mask, text_width
+from aesthetic4k.data.font import ADVANCE, GLYPH_H, LETTERS, text_mask
 from aesthetic4k.data.raster import (PI, Stream, add_grain, cos, draw_ellipses, draw_polyline, draw_segments,
                                      exp_neg, fractal_noise, lerp, log, sin, to_uint8, unit_coordinates,
                                      upsample, vertical_gradient)
