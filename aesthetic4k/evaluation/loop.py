@@ -442,4 +442,5 @@ def evaluate(config: EvalConfig) -> RunResult:
     result = run.execute()
     if run.ranks.main:
         outputs.commit(result)
+    run.ranks.close()          # after the last collective of every rank (the gathers of finish)
     return result

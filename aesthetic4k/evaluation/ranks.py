@@ -9,6 +9,17 @@ from dataclasses import dataclass
 class Ranks:
     rank: int = 0
     world: int = 1
+    joined: bool = False      # this process started the process group (and so ends it)
+
+    def close(self) -> None:
+        """End the process group this run joined. A process that exits with its group alive can abort in
+        the group's threads ('terminate called without an active exception', exit -6) after its work."""
+        if self.joined:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+            self.joined = False
 
     @property
     def main(self) -> bool:
@@ -51,7 +62,8 @@ def setup_ranks(device: str) -> Ranks:
         return Ranks()
     import torch.distributed as dist
 
-    if not dist.is_initialized():
+    joined = not dist.is_initialized()
+    if joined:
         gpu_count = 0
         if device.startswith("cuda"):
             import torch
@@ -63,4 +75,4 @@ def setup_ranks(device: str) -> Ranks:
             torch.cuda.set_device(index)   # NCCL's object collectives use the current device
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
         dist.init_process_group(backend=process_group_backend(device, local_world, gpu_count))
-    return Ranks(dist.get_rank(), dist.get_world_size())
+    return Ranks(dist.get_rank(), dist.get_world_size(), joined)
