@@ -15,7 +15,7 @@ import warnings
 from importlib import metadata
 from pathlib import Path
 
-# missing from the lent machine's image (/work/.library/device/KINDS.md lists what it has)
+# missing from the lent GPU machine's Python image (docs/gpu-check.md: what it has and how the pack fills the gap)
 WHEELS = ("diffusers", "open_clip_torch", "ftfy", "wcwidth", "PyWavelets")
 PYTHON_VERSION = "3.12"
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
