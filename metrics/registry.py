@@ -15,6 +15,9 @@ from aesthetic4k_metrics import weights
 from aesthetic4k_metrics.errors import MetricUnavailable, UserError, did_you_mean
 
 FILE, PIXELS = "file", "pixels"       # what a metric reads: the image file, or decoded pixels through a network
+# a bootstrap's recomputation on a resampled set: mean of per-image values, ratio of byte sums, Frechet
+# distance or kernel MMD of the resampled features (aesthetic4k_metrics.bootstrap, bootstrap_distances)
+RESAMPLED = ("mean", "ratio", "frechet", "kernel")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class MetricInfo:
     distribution: bool = False  # compares two image distributions (FID-like): small sets mostly measure their size
     weights: tuple = ()       # weight files it loads: names known to aesthetic4k_metrics.weights, or "clip:<settings field>"
     published: bool = False   # one of the five metrics of the Aesthetic-4K paper
+    resampled: str = "mean"   # how a bootstrap recomputes it on a resampled image set (RESAMPLED; plugins: "mean")
     description: str = ""
     plugin: str = ""          # a plugin's spec ("module:Class" or its entry-point name); "" for a built-in
     version: str = ""         # a plugin's own version, recorded with its numbers
@@ -94,10 +98,10 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in [
                reads=FILE, published=True,
                description="mean over 64x64 patches of the entropy of distinct GLCM values (protocol s3)"),
     MetricInfo("compression_ratio", "Compression Ratio", False, "aesthetic4k_metrics.detail:CompressionRatio",
-               ("compression_ratio",), ("jpeg_bytes",), reads=FILE, published=True,
+               ("compression_ratio",), ("jpeg_bytes",), reads=FILE, published=True, resampled="ratio",
                description="raw RGB bytes / JPEG q95 bytes, ratio of sums (protocol s4)"),
     MetricInfo("fid", "FID", False, "aesthetic4k_metrics.fid:FID", ("fid",), needs=("reference",), distribution=True,
-               weights=_INCEPTION, published=True, description="Frechet Inception Distance, paper protocol (protocol s5)"),
+               weights=_INCEPTION, published=True, resampled="frechet", description="Frechet Inception Distance, paper protocol (protocol s5)"),
     MetricInfo("clip_score", "CLIPScore", True, "aesthetic4k_metrics.clip_score:CLIPScore", ("clip_score", "clip_truncated"),
                ("clip_score", "clip_truncated"), needs=("prompt",), weights=("clip:clip_model",), published=True,
                description="100 * max(cos(image, text), 0), mean over images (protocol s6)"),
@@ -105,11 +109,11 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in [
                weights=("clip:aesthetics_model", "aesthetic-head"), published=True,
                description="LAION improved aesthetic predictor v2 (protocol s7)"),
     MetricInfo("kid", "KID", False, "aesthetic4k_metrics.kid:KID", ("kid", "kid_std"), needs=("reference",), distribution=True,
-               weights=_INCEPTION, description="Kernel Inception Distance (unbiased MMD, cubic polynomial kernel)"),
+               weights=_INCEPTION, resampled="kernel", description="Kernel Inception Distance (unbiased MMD, cubic polynomial kernel)"),
     MetricInfo("patch_fid", "patch-FID", False, "aesthetic4k_metrics.fid:PatchFID", ("patch_fid",), needs=("reference",),
-               distribution=True, weights=_INCEPTION, description="FID over seeded 299x299 crops at native resolution"),
+               distribution=True, weights=_INCEPTION, resampled="frechet", description="FID over seeded 299x299 crops at native resolution"),
     MetricInfo("patch_kid", "patch-KID", False, "aesthetic4k_metrics.kid:PatchKID", ("patch_kid",), needs=("reference",),
-               distribution=True, weights=_INCEPTION, description="KID over the same crops as patch-FID"),
+               distribution=True, weights=_INCEPTION, resampled="kernel", description="KID over the same crops as patch-FID"),
 ]}
 
 PUBLISHED = [name for name, info in METRICS.items() if info.published]

@@ -94,8 +94,11 @@ def test_no_source_module_over_500_lines():
 def test_results_columns_come_from_the_registry():
     from aesthetic4k.results import COLUMNS
 
+    from aesthetic4k_metrics.registry import RESAMPLED
+
     for info in METRICS.values():
         assert set(info.columns) <= set(COLUMNS), info.name
+        assert info.resampled in RESAMPLED, info.name     # every metric gets its row's interval
 
 
 @pytest.mark.parametrize("name", list(METRICS))

@@ -34,9 +34,6 @@ DIGITS = 4                      # significant digits of an interval cell, rounde
 FEATURES_SUFFIX = ".features.npz"
 FORMAT = "aesthetic4k-per-image-data"
 # metric -> how it is recomputed on a resampled set (set-level metrics are recomputed, not averaged)
-MEANS = ("glcm_score", "clip_score", "aesthetics")
-FRECHET = ("fid", "patch_fid")
-KERNEL = ("kid", "patch_kid")
 
 
 def features_path(per_image: Path) -> Path:
@@ -88,7 +85,7 @@ class FeatureKeeper:
     """The FID family's per-image features, as NetworkScoring adds them (this process's images only)."""
 
     def __init__(self, digests: dict):
-        self.digests = {name: digest for name, digest in digests.items() if name in FRECHET + KERNEL}
+        self.digests = {name: digest for name, digest in digests.items() if METRICS[name].resampled in ("frechet", "kernel")}
         self.generated: dict = {}      # stem -> {digest: (P, d) float32}
         self.paired: dict = {}         # stem -> {digest: (P, d) float32}: the image's dataset reference
         self.fixed: dict = {}          # digest -> [rows]: an unpaired reference, held fixed
@@ -218,10 +215,11 @@ def collect(rows: list, metrics: dict, network, parts: list, kid_settings: dict)
     stems = [row["stem"] for row in rows]
     data = PerImageData(stems)
     for name in metrics:
-        if name in MEANS or METRICS[name].plugin:     # a plugin's value is the mean of its per-image scores
+        resampled = METRICS[name].resampled              # a plugin's: "mean" of its per-image scores
+        if resampled == "mean":
             data.values[name] = np.array([_number(row.get(name)) for row in rows], np.float64)
             data.metrics[name] = {"kind": "mean"}
-        elif name == "compression_ratio":
+        elif resampled == "ratio":
             data.values["raw_bytes"] = np.array([int(row["width"]) * int(row["height"]) * 3 for row in rows], np.int64)
             data.values["jpeg_bytes"] = np.array([int(row["jpeg_bytes"]) for row in rows], np.int64)
             data.metrics[name] = {"kind": "ratio"}
@@ -247,9 +245,9 @@ def collect(rows: list, metrics: dict, network, parts: list, kid_settings: dict)
             data.features.setdefault(reference, np.concatenate([r.reshape(-1, r.shape[-1]) for r in fixed[digest]]))
         else:
             continue
-        how = {"kind": "frechet" if name in FRECHET else "kid", "generated": key, "reference": reference,
+        how = {"kind": "frechet" if METRICS[name].resampled == "frechet" else "kid", "generated": key, "reference": reference,
                "paired": is_paired}
-        if name in KERNEL:
+        if METRICS[name].resampled == "kernel":
             how.update(kid_settings[name])
         data.metrics[name] = how
     return data
@@ -281,7 +279,7 @@ def interval_cells(data: PerImageData, settings: BootstrapSettings, row: dict) -
 def small_set_notes(data: PerImageData, intervals: dict, row: dict) -> list[str]:
     """FID below its feature dimension mostly measures N: say so, with the width of its interval when it has one."""
     notes = []
-    for name in FRECHET:
+    for name in [n for n, info in METRICS.items() if info.resampled == "frechet"]:
         how = data.metrics.get(name)
         if how is None:
             continue
@@ -308,7 +306,7 @@ def add_intervals(row: dict, run_settings: dict, notes: list, rows: list, metric
     if not ranks.main:
         return None
     kid_settings = {name: {"subsets": m.subsets, "subset_size": m.subset_size, "seed": m.seed}
-                    for name, m in metrics.items() if name in KERNEL}
+                    for name, m in metrics.items() if METRICS[name].resampled == "kernel"}
     data = collect(rows, metrics, network, parts, kid_settings)
     if per_image:
         from aesthetic4k_metrics.files import display_path
